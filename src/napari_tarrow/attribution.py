@@ -1,0 +1,110 @@
+"""Grad-CAM of the time-arrow logit with respect to the dense features z.
+
+For a pair (t, t+Δt) in forward order, the score is the logit of frame t being
+the earlier one. Channel weights α_c are the gradients summed over pixels and
+the map is |Σ_c α_c z_c| summed over the two frames (the reference's
+``all_frames=True``). z is computed once per frame without gradients and reused
+for the pairs (t-Δt, t) and (t, t+Δt); gradients flow through the head only.
+The head is pixel-wise before an average pooling and an affine readout, so the
+gradients are computed tile by tile exactly, with bounded memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .data.video import Video
+from .errors import Cancelled, VideoError
+from .events import Done, Event, FrameDone, Progress
+from .export import tiff_stream, write_sidecar
+from .features import DEFAULT_TILE, frame_features
+from .model import TapModel
+from .regions import regions_table, write_regions_csv
+from .tiling import tile_grid
+
+
+def gradcam(model: TapModel, z0: torch.Tensor, z1: torch.Tensor,
+            tile: int = DEFAULT_TILE) -> torch.Tensor:
+    """Grad-CAM map (Y, X) for features z0, z1 (C, Y, X) of frames t and t+Δt."""
+    head = model.net.head
+    head.eval()
+    z = torch.stack([z0, z1])[None]  # (1, 2, C, Y, X)
+    n_pixels = z.shape[-1] * z.shape[-2]
+    alpha = torch.zeros(z.shape[:3], device=z.device)
+    for t in tile_grid(z.shape[-2:], tile, 0, 1):
+        zt = z[(..., *t.dest)].detach().requires_grad_(True)
+        pooled = head.pixelwise(zt).sum(dim=(-2, -1)) / n_pixels
+        (g,) = torch.autograd.grad(head.readout(pooled)[0, 0], zt)
+        alpha += g.sum(dim=(-2, -1))
+    return torch.einsum("btc,btcyx->btyx", alpha, z).abs().sum(1)[0]
+
+
+def attribute(model: TapModel, video: Video, delta: int = 1, tile: int = DEFAULT_TILE,
+              stop: Callable[[], bool] = lambda: False,
+              pairs: np.ndarray | None = None) -> Iterator[Event]:
+    """Grad-CAM for every pair (t, t+Δt) of ``video``.
+
+    Yields ``FrameDone(k, cam)`` with cam (Y, X) float32 numpy for pair k (in the
+    order of ``video.pairs(delta)`` unless ``pairs`` is given), Progress per pair,
+    then ``Done(pairs)``: the (K, 2) frame positions of the pairs.
+    """
+    if pairs is None:
+        pairs = video.pairs(delta)
+    if len(pairs) == 0:
+        raise VideoError(
+            f"{video.name} has no pair of frames {delta} apart (frames {len(video)}); "
+            "use a smaller delta or a longer video."
+        )
+    cache: dict[int, torch.Tensor] = {}
+    for k, (i, j) in enumerate(pairs):
+        if stop():
+            break
+        for f in (i, j):
+            if f not in cache:
+                cache[f] = frame_features(model, video.frame(f), tile)
+        cam = gradcam(model, cache[i], cache[j], tile)
+        yield FrameDone(k, cam.cpu().numpy().astype(np.float32))
+        yield Progress("attribution", k + 1, len(pairs))
+        keep_from = pairs[k + 1][0] if k + 1 < len(pairs) else np.inf
+        for f in [f for f in cache if f < keep_from]:  # pairs are sorted by first frame
+            del cache[f]
+    yield Done(pairs)
+
+
+def export_attribution(model: TapModel, video: Video, path: str | Path, delta: int = 1,
+                       regions: str | Path | None = None, top_k: int = 8,
+                       tile: int = DEFAULT_TILE, stop: Callable[[], bool] = lambda: False,
+                       source: str | None = None) -> Iterator[Event]:
+    """Stream one Grad-CAM map per pair to a (T', Y, X) float32 TIFF (+ sidecar).
+
+    With ``regions``, also writes the top-k peaks of each map as CSV rows
+    (t, y, x, score), t being the pair's first frame number. Yields Progress
+    per pair and ``Done(table)`` with the (N, 4) regions table.
+    """
+    pairs = video.pairs(delta)
+    times = video.times[pairs[:, 0]] if len(pairs) else np.zeros(0, int)
+    rows = []
+    with tiff_stream(path, (len(pairs), *video.shape[1:]), np.float32, "TYX") as write:
+        for event in attribute(model, video, delta, tile, stop, pairs):
+            if isinstance(event, FrameDone):
+                write(event.data)
+                rows.append(regions_table([event.data], times[event.index : event.index + 1],
+                                          top_k))
+            elif isinstance(event, Progress):
+                yield event
+        if stop():
+            raise Cancelled("attribution stopped; no file written")
+    write_sidecar(path, {
+        "napari_tarrow": __version__, "kind": "TAP Grad-CAM attribution", "axes": "TYX",
+        "delta": delta, "pair_first_frames": times.tolist(), "input": source or video.name,
+        "model": str(model.folder),
+    })
+    table = np.concatenate(rows) if rows else np.zeros((0, 4))
+    if regions is not None:
+        write_regions_csv(table, regions)
+    yield Done(table)

@@ -1,0 +1,212 @@
+"""Command line: ``napari-tarrow train|attribute|features|demo``; tqdm over job events.
+
+Problems with input, files or settings print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import Cancelled, TarrowError
+
+log = logging.getLogger("napari_tarrow")
+
+
+def run_events(events: Iterator[Any], desc: str, quiet: bool = False) -> Any:
+    """Drive a job generator with a tqdm bar; returns the ``Done`` result."""
+    from tqdm import tqdm
+
+    from .events import Done, Metrics, Progress
+
+    bar, result = None, None
+    for ev in events:
+        if isinstance(ev, Progress):
+            if bar is None:
+                bar = tqdm(total=ev.total, desc=desc, disable=quiet, unit="step",
+                           dynamic_ncols=True)
+            bar.update(ev.done - bar.n)
+            if ev.info:
+                bar.set_postfix({k: f"{v:.3g}" for k, v in ev.info.items()}, refresh=False)
+        elif isinstance(ev, Metrics) and not quiet:
+            msg = "  ".join(f"{k}={v:.4g}" for k, v in ev.values.items())
+            (bar.write if bar else print)(f"epoch {ev.epoch + 1}: {msg}")
+        elif isinstance(ev, Done):
+            result = ev.result
+    if bar is not None:
+        bar.close()
+    return result
+
+
+class StopOnInterrupt:
+    """First Ctrl-C asks the job to stop at its next step; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def __enter__(self) -> StopOnInterrupt:
+        self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._old)
+
+    def _handle(self, *_: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this step (Ctrl-C again to abort)...", file=sys.stderr)
+
+
+def _config_from_args(a: argparse.Namespace) -> Any:
+    from .config import DataConfig, ModelConfig, TapConfig, TrainConfig
+
+    return TapConfig(
+        data=DataConfig(delta=tuple(a.delta), size=a.size, split_train=tuple(a.split_train),
+                        split_val=tuple(a.split_val), augment=a.augment),
+        model=ModelConfig(features=a.features),
+        train=TrainConfig(epochs=a.epochs, samples_per_epoch=a.samples_per_epoch,
+                          batch_size=a.batch_size, lr=a.lr, seed=a.seed,
+                          val_samples=a.val_samples, amp=a.amp),
+    )
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    """Train a model folder from one or more videos."""
+    import dataclasses
+
+    from .config import TapConfig
+    from .data.video import read_video
+    from .train import train
+
+    if a.resume and (Path(a.out) / "config.json").exists():
+        cfg = TapConfig.load(Path(a.out) / "config.json")
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=a.epochs))
+    else:
+        cfg = _config_from_args(a)
+    videos = [read_video(v, cfg.data.percentiles) for v in a.video]
+    with StopOnInterrupt() as stop:
+        model = run_events(train(cfg, videos, a.out, a.device, a.resume, stop), "train", a.quiet)
+    state = "stopped early; kept" if stop.requested else "saved"
+    print(f"{state} model in {a.out} (best validation loss weights: {model.folder})")
+
+
+def _load(a: argparse.Namespace) -> tuple[Any, Any]:
+    from .data.video import read_video
+    from .model import TapModel
+
+    model = TapModel.from_folder(a.model, device=a.device)
+    return model, read_video(a.video, model.config.data.percentiles)
+
+
+def cmd_attribute(a: argparse.Namespace) -> None:
+    """Grad-CAM maps per frame pair to TIFF, optionally the top regions to CSV."""
+    from .attribution import export_attribution
+
+    model, video = _load(a)
+    with StopOnInterrupt() as stop:
+        table = run_events(export_attribution(model, video, a.out, a.delta, a.regions, a.top_k,
+                                              a.tile, stop, str(a.video)), "attribute", a.quiet)
+    extra = f" and {len(table)} regions to {a.regions}" if a.regions else ""
+    print(f"wrote {a.out}{extra}")
+
+
+def cmd_features(a: argparse.Namespace) -> None:
+    """Dense features (T, C, Y, X) to TIFF with a JSON sidecar."""
+    from .features import export_features
+
+    model, video = _load(a)
+    with StopOnInterrupt() as stop:
+        run_events(export_features(model, video, a.out, a.dtype, a.tile, stop, str(a.video)),
+                   "features", a.quiet)
+    print(f"wrote {a.out} and {a.out}.json")
+
+
+def cmd_demo(a: argparse.Namespace) -> None:
+    """Synthetic dividing cells -> short training -> attribution, regions, features."""
+    from .demo import run_demo
+
+    with StopOnInterrupt() as stop:
+        run_demo(Path(a.out), device=a.device, epochs=a.epochs, quiet=a.quiet, stop=stop)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``napari-tarrow`` argument parser."""
+    p = argparse.ArgumentParser(prog="napari-tarrow", description=__doc__.splitlines()[0])
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a TAP model on raw time-lapses")
+    t.add_argument("video", nargs="+", help="(T,Y,X) TIFF or folder of frames t000.tif ...")
+    t.add_argument("--out", required=True, help="model folder to write")
+    t.add_argument("--delta", type=int, nargs="+", default=[1], help="time steps Δt (frames)")
+    t.add_argument("--size", type=int, default=96, help="crop size (multiple of 8)")
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--epochs", type=int, default=200)
+    t.add_argument("--samples-per-epoch", type=int, default=100_000)
+    t.add_argument("--val-samples", type=int, default=1024)
+    t.add_argument("--features", type=int, default=32, help="channels of the dense features")
+    t.add_argument("--lr", type=float, default=4e-4)
+    t.add_argument("--split-train", type=float, nargs=2, default=[0.0, 0.9], metavar=("START", "END"))
+    t.add_argument("--split-val", type=float, nargs=2, default=[0.9, 1.0], metavar=("START", "END"))
+    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True)
+    t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=False,
+                   help="bf16 mixed precision (CUDA, recent CPUs)")
+    t.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps")
+    t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.set_defaults(func=cmd_train)
+
+    for name, func, helptext in (("attribute", cmd_attribute, "Grad-CAM maps per frame pair"),
+                                 ("features", cmd_features, "export dense TAP features")):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("model", help="model folder written by `train`")
+        s.add_argument("video", help="(T,Y,X) TIFF or folder of frames")
+        s.add_argument("--out", required=True, help="output TIFF")
+        s.add_argument("--device", default="auto")
+        s.add_argument("--tile", type=int, default=512, help="tile side for large frames")
+        s.set_defaults(func=func)
+        if name == "attribute":
+            s.add_argument("--delta", type=int, default=1)
+            s.add_argument("--regions", help="CSV of the top-k regions per pair (t,y,x,score)")
+            s.add_argument("--top-k", type=int, default=8)
+        else:
+            s.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+
+    d = sub.add_parser("demo", help="synthetic dividing cells: train, attribute, export")
+    d.add_argument("--out", default="tarrow_demo", help="output folder (default ./tarrow_demo)")
+    d.add_argument("--epochs", type=int, default=6)
+    d.add_argument("--device", default="auto")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``napari-tarrow`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    func: Callable[[argparse.Namespace], None] = args.func
+    try:
+        func(args)
+    except TarrowError as e:
+        print(f"napari-tarrow {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except Cancelled as e:
+        print(f"napari-tarrow {args.command}: {e}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(f"napari-tarrow {args.command}: aborted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""Run configuration: validated, frozen dataclasses that round-trip through JSON.
+
+A model folder's ``config.json`` is ``TapConfig.to_dict()``; ``from_dict`` rejects
+unknown keys and out-of-range values with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+SCHEMA_VERSION = 1
+
+
+def _check(ok: bool, name: str, value: Any, valid: str) -> None:
+    if not ok:
+        raise ConfigError(f"{name}={value!r} is invalid: expected {valid}.")
+
+
+def _check_interval(name: str, interval: tuple[float, float]) -> None:
+    lo, hi = interval
+    _check(0 <= lo < hi <= 1, name, interval, "two fractions 0 <= start < end <= 1")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How frame pairs are drawn from the videos.
+
+    Attributes
+    ----------
+    delta : tuple of int
+        Time steps Δt (frames) between the two frames of a pair.
+    size : int
+        Side of the square training crop (pixels, multiple of 8).
+    split_train, split_val : (float, float)
+        Time intervals, as fractions of each video's length, used for training
+        and validation pairs.
+    augment : bool
+        Apply the paper's augmentations to training pairs.
+    percentiles : (float, float)
+        Per-frame normalisation: these percentiles map to 0 and 1.
+    """
+
+    delta: tuple[int, ...] = (1,)
+    size: int = 96
+    split_train: tuple[float, float] = (0.0, 0.9)
+    split_val: tuple[float, float] = (0.9, 1.0)
+    augment: bool = True
+    percentiles: tuple[float, float] = (1.0, 99.8)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "delta", tuple(int(d) for d in self.delta))
+        for name in ("split_train", "split_val", "percentiles"):
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+        _check(
+            len(self.delta) > 0 and all(d >= 1 for d in self.delta),
+            "delta", self.delta, "one or more integers >= 1",
+        )
+        _check(self.size >= 16 and self.size % 8 == 0, "size", self.size,
+               "an integer >= 16 and a multiple of 8")
+        _check_interval("split_train", self.split_train)
+        _check_interval("split_val", self.split_val)
+        lo, hi = self.percentiles
+        _check(0 <= lo < hi <= 100, "percentiles", self.percentiles, "0 <= low < high <= 100")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the TAP network.
+
+    Attributes
+    ----------
+    features : int
+        Channels of the dense representation z (the paper uses 32).
+    unet_depth : int
+        Number of down-sampling steps of the U-Net backbone (the paper uses 3).
+    unet_channels : int
+        Channels of the first U-Net level; doubled at each level.
+    head_features : int
+        Hidden channels of the permutation-equivariant head.
+    """
+
+    features: int = 32
+    unet_depth: int = 3
+    unet_channels: int = 32
+    head_features: int = 32
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.features <= 1024, "features", self.features, "1..1024")
+        _check(1 <= self.unet_depth <= 6, "unet_depth", self.unet_depth, "1..6")
+        _check(1 <= self.unet_channels <= 512, "unet_channels", self.unet_channels, "1..512")
+        _check(1 <= self.head_features <= 1024, "head_features", self.head_features, "1..1024")
+
+    @property
+    def multiple(self) -> int:
+        """Input sides are padded to a multiple of this (2 ** depth)."""
+        return 2**self.unet_depth
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (defaults follow the paper except ``batch_size``).
+
+    Attributes
+    ----------
+    epochs, samples_per_epoch, batch_size : int
+        Training length; samples are drawn at random with replacement.
+    val_samples : int
+        Validation pairs drawn (with a fixed seed) once per run.
+    lr, weight_decay : float
+        Adam settings; the learning rate follows a triangular cyclic schedule
+        between ``lr / 10`` and ``lr`` with a period of two epochs.
+    lambda_decorrelation, temperature : float
+        Weight and softmax temperature of the decorrelation loss.
+    seed : int
+        Seed of every random generator of the run.
+    checkpoint_every : int
+        Epochs between resumable checkpoints.
+    amp : bool
+        bf16 autocast where the device supports it (CUDA, CPUs with AVX512-BF16).
+    """
+
+    epochs: int = 200
+    samples_per_epoch: int = 100_000
+    batch_size: int = 128
+    val_samples: int = 2048
+    lr: float = 4e-4
+    weight_decay: float = 1e-6
+    lambda_decorrelation: float = 0.01
+    temperature: float = 0.2
+    seed: int = 42
+    checkpoint_every: int = 1
+    amp: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
+        _check(self.batch_size >= 2, "batch_size", self.batch_size, "an integer >= 2")
+        _check(self.samples_per_epoch >= self.batch_size, "samples_per_epoch",
+               self.samples_per_epoch, f"an integer >= batch_size ({self.batch_size})")
+        _check(self.val_samples >= 0, "val_samples", self.val_samples, "an integer >= 0")
+        _check(0 < self.lr < 1, "lr", self.lr, "a number in (0, 1)")
+        _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
+        _check(self.lambda_decorrelation >= 0, "lambda_decorrelation",
+               self.lambda_decorrelation, ">= 0")
+        _check(self.temperature > 0, "temperature", self.temperature, "> 0")
+        _check(self.checkpoint_every >= 1, "checkpoint_every", self.checkpoint_every, ">= 1")
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps per epoch (``samples_per_epoch // batch_size``)."""
+        return self.samples_per_epoch // self.batch_size
+
+
+@dataclass(frozen=True)
+class TapConfig:
+    """Everything that defines a TAP run; saved as ``config.json`` in the model folder."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible dictionary (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TapConfig:
+        """Build and validate a config; unknown keys or schema versions are errors."""
+        d = dict(d)
+        version = d.pop("schema_version", SCHEMA_VERSION)
+        _check(version == SCHEMA_VERSION, "schema_version", version,
+               f"{SCHEMA_VERSION} (written by a newer napari-tarrow? upgrade it)")
+        parts = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+        unknown = set(d) - set(parts)
+        _check(not unknown, "config keys", sorted(unknown), f"only {sorted(parts)}")
+        return cls(**{k: _section(k, t, d.get(k, {})) for k, t in parts.items()})
+
+    def save(self, path: str | Path) -> None:
+        """Write as indented JSON."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> TapConfig:
+        """Read a ``config.json``; a malformed file is a :class:`ConfigError`."""
+        try:
+            d = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ConfigError(f"cannot read config {path}: {e}") from e
+        _check(isinstance(d, dict), "config", type(d).__name__, "a JSON object")
+        return cls.from_dict(d)
+
+
+def _section(name: str, cls: type, values: dict[str, Any]) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - names
+    _check(not unknown, f"{name} keys", sorted(unknown), f"only {sorted(names)}")
+    try:
+        return cls(**values)
+    except TypeError as e:
+        raise ConfigError(f"config section {name!r}: {e}") from e

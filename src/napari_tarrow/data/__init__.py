@@ -1,0 +1,1 @@
+"""Videos, frame pairs and augmentations."""

@@ -1,0 +1,40 @@
+"""Device choice (auto/cuda/mps/cpu) and mixed-precision policy. Never hard-code "cuda"."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from .errors import ConfigError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def available_devices() -> list[str]:
+    """Devices usable here, best first (e.g. ``["cuda:0", "cpu"]``)."""
+    out = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        out.append("mps")
+    return [*out, "cpu"]
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``"auto"`` picks CUDA, then MPS, then CPU; an unavailable device is an error."""
+    if name == "auto":
+        return torch.device(available_devices()[0])
+    base = name.split(":")[0]
+    if base not in DEVICES:
+        raise ConfigError(f"device={name!r} is unknown; use one of {', '.join(DEVICES)}.")
+    if base == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device='cuda' requested but no CUDA GPU is visible; use --device cpu.")
+    if base == "mps" and "mps" not in available_devices():
+        raise ConfigError("device='mps' requested but MPS is unavailable; use --device cpu.")
+    return torch.device(name)
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA/CPU when ``enabled``; a no-op context otherwise."""
+    if not enabled or device.type not in ("cuda", "cpu"):
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)

@@ -1,0 +1,21 @@
+"""Errors a user can act on: each message names the problem and the fix."""
+
+
+class TarrowError(ValueError):
+    """Base class for problems caused by input, files or settings (not by bugs)."""
+
+
+class VideoError(TarrowError):
+    """The video cannot be used: wrong dimensions, too few frames, NaN, RGB, missing."""
+
+
+class ModelFolderError(TarrowError):
+    """A model folder is missing, corrupt, or not written by napari-tarrow."""
+
+
+class ConfigError(TarrowError):
+    """A setting is out of its valid range or unknown."""
+
+
+class Cancelled(Exception):  # noqa: N818 (reads as an event, not a failure)
+    """A job was stopped on request; whatever it saved before stays valid."""

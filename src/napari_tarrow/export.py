@@ -1,0 +1,61 @@
+"""Streamed TIFF writing with a JSON sidecar: memory does not grow with the video length.
+
+Every writer writes to a temporary name and renames at the end, so a failed or
+cancelled job never leaves a partial file in place of an existing output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+
+from .errors import TarrowError
+
+BIGTIFF_BYTES = 2**31
+
+
+@contextmanager
+def tiff_stream(path: str | Path, shape: tuple[int, ...], dtype: Any, axes: str,
+                metadata: dict[str, Any] | None = None) -> Iterator[Callable[[np.ndarray], None]]:
+    """Context giving ``write(block)`` for consecutive blocks along the first axis.
+
+    ``shape`` is the full shape (for the BigTIFF decision); blocks have
+    ``shape[1:]``. The file appears at ``path`` only if the context exits normally
+    after all blocks were written.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise TarrowError(f"output folder {path.parent} does not exist; create it first.")
+    dtype = np.dtype(dtype)
+    big = int(np.prod(shape)) * dtype.itemsize > BIGTIFF_BYTES - 2**25
+    tmp = path.with_name(f".{path.name}.part")
+    count = 0
+    try:
+        with tifffile.TiffWriter(tmp, bigtiff=big) as tif:
+            def write(block: np.ndarray) -> None:
+                nonlocal count
+                tif.write(np.asarray(block, dtype=dtype), contiguous=True,
+                          photometric="minisblack", metadata={"axes": axes, **(metadata or {})})
+                count += 1
+            yield write
+        if count != shape[0]:
+            raise TarrowError(f"{path}: wrote {count} of {shape[0]} blocks; output discarded.")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_sidecar(path: str | Path, info: dict[str, Any]) -> Path:
+    """Write ``<path>.json`` next to an output file; returns its path."""
+    side = Path(f"{path}.json")
+    tmp = side.with_name(f".{side.name}.part")
+    tmp.write_text(json.dumps(info, indent=2, default=str) + "\n")
+    os.replace(tmp, side)
+    return side

@@ -1,0 +1,112 @@
+"""TapModel: a config plus a TapNet, saved as a folder (JSON + safetensors, no pickle).
+
+Folder layout::
+
+    config.json          TapConfig (human-readable)
+    weights_best.safetensors   best by validation loss
+    weights_last.safetensors   last completed epoch
+    metrics.jsonl        one JSON line per epoch
+    resume.pt            optimizer/scheduler/RNG state (weights_only=True loadable)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import TapConfig
+from .device import resolve_device
+from .errors import ConfigError, ModelFolderError
+from .nn.tapnet import TapNet
+
+CONFIG = "config.json"
+WEIGHTS = {"best": "weights_best.safetensors", "last": "weights_last.safetensors"}
+
+
+def atomic_path(path: Path) -> Path:
+    """A temporary sibling of ``path`` to write to before ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+class TapModel:
+    """A trained (or fresh) TAP network and its configuration.
+
+    Parameters
+    ----------
+    config : TapConfig
+    net : TapNet, optional
+        Built fresh from ``config.model`` when omitted.
+    """
+
+    def __init__(self, config: TapConfig, net: TapNet | None = None) -> None:
+        self.config = config
+        self.net = net if net is not None else TapNet(config.model)
+        self.folder: Path | None = None
+
+    @property
+    def device(self) -> torch.device:
+        """Device holding the weights."""
+        return next(self.net.parameters()).device
+
+    def to(self, device: str | torch.device) -> TapModel:
+        """Move to ``device`` ("auto", "cpu", "cuda", ...); returns self."""
+        dev = device if isinstance(device, torch.device) else resolve_device(device)
+        self.net.to(dev)
+        return self
+
+    def save(self, folder: str | Path, which: str = "last") -> Path:
+        """Write config and weights ``which`` ("best"/"last") atomically; returns the folder."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        cfg_tmp = atomic_path(folder / CONFIG)
+        self.config.save(cfg_tmp)
+        os.replace(cfg_tmp, folder / CONFIG)
+        target = folder / WEIGHTS[which]
+        tmp = atomic_path(target)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+        save_file(state, str(tmp), metadata={"format": "napari-tarrow", "which": which})
+        os.replace(tmp, target)
+        return folder
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, device: str = "cpu",
+                    which: str = "best") -> TapModel:
+        """Load a model folder in eval mode; falls back to the last weights if no best.
+
+        Raises
+        ------
+        ModelFolderError
+            Missing folder, missing/corrupt config or weights, or weights that do
+            not fit the configured architecture.
+        """
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise ModelFolderError(f"model folder {folder} does not exist; train one first.")
+        if not (folder / CONFIG).exists():
+            raise ModelFolderError(
+                f"{folder} has no {CONFIG}; it is not a napari-tarrow model folder."
+            )
+        try:
+            config = TapConfig.load(folder / CONFIG)
+        except ConfigError as e:
+            raise ModelFolderError(f"{folder}: corrupt {CONFIG}: {e}") from e
+        order = [which, "last" if which == "best" else "best"]
+        path = next((folder / WEIGHTS[w] for w in order if (folder / WEIGHTS[w]).exists()), None)
+        if path is None:
+            raise ModelFolderError(f"{folder} has no weights file ({', '.join(WEIGHTS.values())}).")
+        model = cls(config)
+        try:
+            model.net.load_state_dict(load_file(str(path)))
+        except (SafetensorError, RuntimeError, OSError) as e:
+            first = str(e).strip().splitlines()[0]
+            raise ModelFolderError(f"{path} is corrupt or does not match the config: {first}") from e
+        model.folder = folder
+        model.net.eval()
+        return model.to(device)

@@ -1,0 +1,1 @@
+"""Network modules of TAP: U-Net backbone, projection, equivariant head, losses."""

@@ -1,0 +1,35 @@
+"""TapNet: dense features z = proj(f(x)) per frame, and the order head h(z). No hooks."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from .heads import TimeArrowHead, projection
+from .unet import UNet
+
+
+class TapNet(nn.Module):
+    """Feature extractor (U-Net + projection) and time-arrow head.
+
+    ``features`` and ``head`` are separate so that attribution can compute z
+    once per frame without gradients and back-propagate through the head only.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = UNet(1, cfg.unet_channels, cfg.unet_channels, cfg.unet_depth)
+        self.proj = projection(cfg.unet_channels, cfg.features)
+        self.head = TimeArrowHead(cfg.features, cfg.head_features)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Frames (N, 1, Y, X) -> dense features z (N, C, Y, X)."""
+        return self.proj(self.backbone(x))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pairs (B, T, Y, X) -> (logits (B, T), z (B*T, C, Y, X))."""
+        b, t = x.shape[:2]
+        z = self.features(x.reshape(b * t, 1, *x.shape[2:]))
+        return self.head(z.view(b, t, *z.shape[1:])), z

@@ -1,0 +1,51 @@
+import json
+
+import pytest
+import torch
+
+from napari_tarrow.config import TapConfig, TrainConfig
+from napari_tarrow.errors import ConfigError, ModelFolderError
+from napari_tarrow.model import TapModel
+
+
+def test_config_round_trips_and_rejects_bad_values(tmp_path) -> None:
+    cfg = TapConfig(train=TrainConfig(epochs=3))
+    cfg.save(tmp_path / "c.json")
+    assert TapConfig.load(tmp_path / "c.json") == cfg
+    with pytest.raises(ConfigError, match="size=20"):
+        TapConfig.from_dict({"data": {"size": 20}})
+    with pytest.raises(ConfigError, match="unknown_key"):
+        TapConfig.from_dict({"train": {"unknown_key": 1}})
+    with pytest.raises(ConfigError, match="schema_version"):
+        TapConfig.from_dict({"schema_version": 99})
+
+
+def test_folder_round_trip_gives_identical_outputs(tiny_model_dir) -> None:
+    m = TapModel.from_folder(tiny_model_dir)
+    assert not m.net.training
+    assert (tiny_model_dir / "metrics.jsonl").read_text().count("\n") == 1
+    x = torch.rand(2, 2, 32, 32)
+    m2 = TapModel.from_folder(tiny_model_dir, which="last")
+    torch.testing.assert_close(m.net(x)[0], m2.net(x)[0])  # one epoch: best == last
+    # resume state loads without pickle
+    state = torch.load(tiny_model_dir / "resume.pt", weights_only=True)
+    assert state["epoch"] == 1
+
+
+def test_corrupt_and_foreign_folders_are_named(tmp_path, tiny_model_dir) -> None:
+    with pytest.raises(ModelFolderError, match="does not exist"):
+        TapModel.from_folder(tmp_path / "none")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "model_state.pt").write_bytes(b"x")
+    with pytest.raises(ModelFolderError, match="not a napari-tarrow model folder"):
+        TapModel.from_folder(foreign)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((tiny_model_dir / "config.json").read_text())
+    (broken / "weights_best.safetensors").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(ModelFolderError, match="corrupt"):
+        TapModel.from_folder(broken)
+    (broken / "config.json").write_text(json.dumps({"model": {"features": "many"}}))
+    with pytest.raises(ModelFolderError, match="corrupt config"):
+        TapModel.from_folder(broken)

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+import torch
+
+from napari_tarrow.data.augment import augment_pairs, input_size
+from napari_tarrow.data.pairs import PairSampler
+from napari_tarrow.data.video import Video
+from napari_tarrow.errors import VideoError
+
+
+def _ramp_video(n: int = 10) -> Video:
+    """Frame t is constant t/ n plus a spatial pattern, so order is readable from values."""
+    yy, xx = np.mgrid[:64, :64]
+    pattern = (np.sin(yy / 5) * np.cos(xx / 7)).astype("f4")
+    frames = np.stack([pattern * 0.01 + t for t in range(n)]).astype("f4")
+    frames[:, 0, 0] = 0  # percentile anchors so normalisation keeps the offsets
+    frames[:, -1, -1] = n
+    return Video(frames, percentiles=(0, 100))
+
+
+def test_labels_say_which_frame_is_earlier() -> None:
+    s = PairSampler([_ramp_video()], [1, 2], (0, 1), 24, torch.device("cpu"))
+    x, y = s.sample(64, torch.Generator().manual_seed(0))
+    assert x.shape == (64, 2, 24, 24) and y.dtype == torch.int64
+    m = x[:, :, 5:-5, 5:-5].mean((2, 3))
+    earlier = (m[:, 1] < m[:, 0]).long()  # index of the frame with the smaller time
+    assert torch.equal(earlier, y)
+    assert 10 < int(y.sum()) < 54  # both orders occur
+
+
+def test_fixed_seed_gives_identical_batches() -> None:
+    s = PairSampler([_ramp_video()], [1], (0, 1), 32, torch.device("cpu"), augment=True)
+    a = s.sample(8, torch.Generator().manual_seed(5))
+    b = s.sample(8, torch.Generator().manual_seed(5))
+    c = s.sample(8, torch.Generator().manual_seed(6))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], c[0])
+
+
+def test_joint_augmentation_keeps_the_pair_aligned() -> None:
+    gen = torch.Generator().manual_seed(0)
+    s_in = input_size(32)
+    img = torch.rand(16, 1, s_in, s_in)
+    pair = torch.cat([img, img * 0.5], 1)  # frame 1 = half of frame 0, pixel by pixel
+    out = augment_pairs(pair, 32, gen, per_frame=False)
+    assert out.shape == (16, 2, 32, 32)
+    # jointly transformed: the pixel-wise relation survives up to the joint intensity change
+    a, b = out[:, 0], out[:, 1]
+    fit = ((a - a.mean((1, 2), keepdim=True)) * (b - b.mean((1, 2), keepdim=True))).mean((1, 2))
+    corr = fit / (a.std((1, 2)) * b.std((1, 2)))
+    assert corr.min() > 0.999
+    # ... while the geometry did change
+    assert not torch.allclose(out[:, 0], pair[:, 0, :32, :32], atol=0.1)
+
+
+def test_per_frame_augmentation_differs_between_frames() -> None:
+    gen = torch.Generator().manual_seed(0)
+    s_in = input_size(32)
+    img = torch.rand(32, 1, s_in, s_in)
+    out = augment_pairs(torch.cat([img, img], 1), 32, gen, per_frame=True)
+    differs = (out[:, 0] - out[:, 1]).abs().amax((1, 2)) > 1e-4
+    assert 8 < int(differs.sum()) <= 32
+
+
+def test_no_pairs_in_interval_is_a_clear_error() -> None:
+    with pytest.raises(VideoError, match="no frame pairs with delta"):
+        PairSampler([_ramp_video(4)], [5], (0, 1), 24, torch.device("cpu"))
+
+
+def test_frames_smaller_than_crop_are_padded() -> None:
+    v = Video(np.random.default_rng(0).random((4, 20, 30), dtype=np.float32))
+    x, _ = PairSampler([v], [1], (0, 1), 32, torch.device("cpu")).sample(4, torch.Generator())
+    assert x.shape == (4, 2, 32, 32)

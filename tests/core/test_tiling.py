@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+import torch
+
+from napari_tarrow.attribution import gradcam
+from napari_tarrow.config import ModelConfig, TapConfig
+from napari_tarrow.features import frame_features
+from napari_tarrow.model import TapModel
+from napari_tarrow.tiling import tile_grid
+
+
+def test_tiles_cover_the_frame_once() -> None:
+    cover = np.zeros((100, 70), int)
+    for t in tile_grid((100, 70), 32, 20):
+        cover[t.dest] += 1
+        assert t.window[0].start % 8 == 0 and t.window[1].start % 8 == 0
+    assert (cover == 1).all()
+
+
+@pytest.fixture(scope="module")
+def model() -> TapModel:
+    torch.manual_seed(0)
+    m = TapModel(TapConfig(model=ModelConfig(features=8, unet_channels=8, head_features=8)))
+    # non-trivial BatchNorm statistics so eval mode is not the identity
+    m.net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            m.net(torch.rand(4, 2, 64, 64))
+    m.net.eval()
+    return m
+
+
+def test_tiled_features_equal_untiled(model: TapModel) -> None:
+    frame = np.random.default_rng(1).random((157, 203), dtype=np.float32)
+    full = frame_features(model, frame, tile=4096)
+    tiled = frame_features(model, frame, tile=48)
+    assert tiled.shape == (8, 157, 203)
+    # tolerance: float32 convolutions over different window sizes may round differently
+    torch.testing.assert_close(tiled, full, rtol=0, atol=1e-4)
+
+
+def test_tiled_gradcam_equals_untiled(model: TapModel) -> None:
+    rng = np.random.default_rng(2)
+    z0 = frame_features(model, rng.random((90, 110), dtype=np.float32))
+    z1 = frame_features(model, rng.random((90, 110), dtype=np.float32))
+    full = gradcam(model, z0, z1, tile=4096)
+    tiled = gradcam(model, z0, z1, tile=24)
+    assert full.shape == (90, 110) and float(full.max()) > 0
+    torch.testing.assert_close(tiled, full, rtol=1e-4, atol=1e-7)
+
+
+def test_gradcam_matches_autograd_through_the_full_head(model: TapModel) -> None:
+    rng = np.random.default_rng(3)
+    z = torch.stack([frame_features(model, rng.random((40, 48), dtype=np.float32))
+                     for _ in range(2)])[None].requires_grad_(True)
+    (g,) = torch.autograd.grad(model.net.head(z)[0, 0], z)
+    expected = (g.sum((-2, -1))[..., None, None] * z).sum(2).abs().sum(1)[0]
+    torch.testing.assert_close(gradcam(model, z[0, 0].detach(), z[0, 1].detach(), tile=16),
+                               expected.detach(), rtol=1e-4, atol=1e-8)
