@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import logging
+import sys
 
 import torch
 
 from .errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+log = logging.getLogger(__name__)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
 
 def available_devices() -> list[str]:
@@ -38,3 +43,23 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
     if not enabled or device.type not in ("cuda", "cpu"):
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def tune_cpu_allocator() -> bool:
+    """Keep freed buffers in glibc's heap instead of returning them to the OS.
+
+    CPU training frees and re-allocates the same large activations every step;
+    with glibc's defaults each one is a fresh mmap whose pages fault in again,
+    which took about half of a training step here (the same gain as jemalloc
+    with decay off). Process-wide and harmless elsewhere; returns True if applied.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        ok = libc.mallopt(_M_MMAP_THRESHOLD, 2**30) == 1
+        ok &= libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    except (OSError, AttributeError):  # not glibc (e.g. musl)
+        return False
+    log.debug("glibc allocator tuned for CPU training: %s", ok)
+    return bool(ok)

@@ -31,7 +31,7 @@ _BACKGROUND = 0.1
 _JITTER = 0.6  # std of the Brownian step (px per frame)
 _CYCLE = (22, 38)  # range of cell-cycle lengths (frames)
 _RADIUS = (5.0, 6.5)
-_AREA_PER_CELL = 800  # divisions pause once there is one cell per this many pixels
+_AREA_PER_CELL = 600  # population cap: one cell per this many pixels
 _MAX_LABEL = int(np.iinfo(np.uint16).max)
 
 
@@ -134,7 +134,7 @@ def _new_cell(
         age = int(rng.integers(len(_DAUGHTER_STAGES), cycle))
     r, a = 0.6 * np.sqrt(rng.uniform(size=4)), rng.uniform(0, 2 * np.pi, size=4)
     amp = rng.uniform(-0.25, 0.3, size=4)
-    spots = np.stack([r * np.cos(a), r * np.sin(a), amp], axis=1)
+    spots = np.stack([r * np.cos(a), r * np.sin(a), amp], axis=1).astype(np.float32)
     elong, bright = rng.uniform(1.0, 1.25), rng.uniform(0.85, 1.15)
     y, x = pos
     return _Cell(label, y, x, radius, cycle, age, theta, elong, bright, spots)
@@ -155,22 +155,21 @@ def _appearance(c: _Cell) -> tuple[float, float, float]:
 def _render(cells: list[_Cell], image: np.ndarray, labels: np.ndarray) -> None:
     """Draw the cells (max-projected) into ``image`` and their masks into ``labels``."""
     for c in cells:
-        ra, rb, peak = _appearance(c)
+        ra, rb, peak = (np.float32(p) for p in _appearance(c))
         h = int(np.ceil(max(ra, rb))) + 3
         centre = np.array([int(c.y), int(c.x)])
         y0, x0 = np.maximum(centre - h, 0)
         y1, x1 = np.minimum(centre + h + 2, image.shape)
-        dy, dx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        dy, dx = dy - c.y, dx - c.x
-        u = dx * np.cos(c.theta) + dy * np.sin(c.theta)
-        v = dy * np.cos(c.theta) - dx * np.sin(c.theta)
-        rho = np.sqrt((u / ra) ** 2 + (v / rb) ** 2)
+        dy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(c.y)
+        dx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(c.x)
+        cos, sin = np.float32(np.cos(c.theta)), np.float32(np.sin(c.theta))
+        u, v = (dx * cos + dy * sin) / ra, (dy * cos - dx * sin) / rb
+        rho2 = u**2 + v**2
+        rho = np.sqrt(rho2)
         edge = 1.0 / (1.0 + np.exp(np.clip((rho - 1.0) * (ra + rb) / 1.5, -30, 30)))
-        texture = 1.0 + sum(
-            amp * np.exp(-((u / ra - su) ** 2 + (v / rb - sv) ** 2) * 6.0)
-            for su, sv, amp in c.spots
-        )
-        blob = peak * edge * np.clip(1.0 - 0.2 * rho**2, 0.0, None) * texture
+        su, sv, amp = c.spots.T[..., None, None]  # chromatin spots, (4, 1, 1) each
+        spots = amp * np.exp(-6.0 * ((u - su) ** 2 + (v - sv) ** 2))
+        blob = peak * edge * np.clip(1.0 - 0.2 * rho2, 0.0, None) * (1.0 + spots.sum(0))
         np.maximum(image[y0:y1, x0:x1], blob, out=image[y0:y1, x0:x1])
         labels[y0:y1, x0:x1][rho < 1.0] = c.label
 
@@ -221,12 +220,8 @@ def _move(
     cells: list[_Cell],
     movable: np.ndarray,
     shape: tuple[int, int],
-    reflect: bool,
 ) -> None:
-    """Brownian jitter, push of young daughters, soft repulsion; reflect at borders.
-
-    Without ``reflect`` (crowded field), cells may leave the field of view.
-    """
+    """Brownian jitter, push of young daughters, soft repulsion, reflecting borders."""
     pos = np.array([[c.y, c.x] for c in cells])
     radii = np.array([c.radius for c in cells])
     step = rng.normal(0.0, _JITTER, size=pos.shape)
@@ -240,8 +235,7 @@ def _move(
     step += 0.3 * np.sum((overlap / dist)[..., None] * diff, axis=1)
     lo, hi = _RADIUS[1], np.array(shape, dtype=float) - 1 - _RADIUS[1]
     new = pos + step
-    if reflect:
-        new = np.clip(hi - np.abs(hi - (lo + np.abs(new - lo))), 0.0, hi + lo)
+    new = np.clip(hi - np.abs(hi - (lo + np.abs(new - lo))), 0.0, hi + lo)
     for i, c in enumerate(cells):
         if movable[i]:
             c.y, c.x = float(new[i, 0]), float(new[i, 1])
@@ -258,7 +252,8 @@ def _step(
     next_label: int,
 ) -> tuple[list[_Cell], list[Division], int]:
     """Advance the population from frame ``t`` to ``t + 1``."""
-    crowded = len(cells) >= max_cells
+    n_mitotic = sum(c.age >= c.cycle - len(_MOTHER_STAGES) for c in cells)
+    budget = max_cells - len(cells) - n_mitotic  # new mitoses allowed
     new_cells: list[_Cell] = []
     newborn: list[bool] = []
     births: list[tuple[_Cell, _Cell, float, float]] = []
@@ -270,13 +265,15 @@ def _step(
             newborn += [True, True]
             births.append((d1, d2, c.y, c.x))
             continue
-        paused = c.age == c.cycle - len(_MOTHER_STAGES) - 1 and crowded
-        c.age += 0 if paused else 1
+        if c.age == c.cycle - len(_MOTHER_STAGES) - 1:  # last interphase frame
+            start = budget > 0  # otherwise pause: the field is crowded
+            budget -= start
+            c.age += start
+        else:
+            c.age += 1
         new_cells.append(c)
         newborn.append(False)
-    _move(rng, new_cells, ~np.array(newborn), shape, reflect=not crowded)
-    inside = [0 <= c.y <= shape[0] - 1 and 0 <= c.x <= shape[1] - 1 for c in new_cells]
-    new_cells = [c for c, keep in zip(new_cells, inside, strict=True) if keep]
+    _move(rng, new_cells, ~np.array(newborn), shape)
     divisions = [
         Division(t + 1, (d1.y + d2.y) / 2, (d1.x + d2.x) / 2, my, mx)
         for d1, d2, my, mx in births
@@ -322,9 +319,9 @@ def dividing_cells(
     shape : tuple of int
         Frame size (Y, X), each >= 32.
     n_cells : int
-        Number of cells in the first frame (>= 1). Once there is about one cell
-        per 800 px^2 (or ``n_cells`` cells, if more), divisions pause and cells
-        may leave the field of view through its borders.
+        Number of cells in the first frame (>= 1). The population is capped at
+        one cell per 600 px^2 (or ``1.5 * n_cells``, if more): at the cap, cells
+        wait before entering mitosis, so divisions stop in long videos.
     seed : int
         Seed of ``np.random.default_rng``; the output is deterministic.
     noise : float
@@ -338,7 +335,7 @@ def dividing_cells(
     _validate(n_frames, shape, n_cells, noise)
     shape = (int(shape[0]), int(shape[1]))
     rng = np.random.default_rng(seed)
-    max_cells = max(int(n_cells), shape[0] * shape[1] // _AREA_PER_CELL)
+    max_cells = max(int(1.5 * n_cells), shape[0] * shape[1] // _AREA_PER_CELL)
     cells = _init_cells(rng, int(n_cells), shape)
     next_label = int(n_cells) + 1
     clean = np.zeros((int(n_frames), *shape), dtype=np.float32)

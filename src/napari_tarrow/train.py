@@ -21,7 +21,7 @@ import torch
 from .config import TapConfig
 from .data.pairs import PairSampler
 from .data.video import Video
-from .device import autocast, resolve_device
+from .device import autocast, resolve_device, tune_cpu_allocator
 from .errors import ConfigError, VideoError
 from .events import Checkpoint, Done, Event, Metrics, Progress
 from .model import CONFIG, TapModel, atomic_path
@@ -49,6 +49,8 @@ def train(config: TapConfig, videos: Sequence[Video], out: str | Path,
     out = Path(out)
     _check_out(out, resume)
     dev = resolve_device(device)
+    if dev.type == "cpu":
+        tune_cpu_allocator()
     tc = config.train
     train_s = PairSampler(videos, config.data.delta, config.data.split_train,
                           config.data.size, dev, augment=config.data.augment)

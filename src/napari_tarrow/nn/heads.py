@@ -33,8 +33,8 @@ class FrameBatchNorm(nn.BatchNorm2d):
         var = ((y - mean.view(shape)) ** 2).sum(1).mean(dims) / t
         with torch.no_grad():
             self.num_batches_tracked.add_(1)
-            self.running_mean.lerp_(mean.detach(), self.momentum)
-            self.running_var.lerp_(var.detach() * n / max(n - 1, 1), self.momentum)
+            self.running_mean.lerp_(mean.detach().float(), self.momentum)
+            self.running_var.lerp_(var.detach().float() * n / max(n - 1, 1), self.momentum)
         y = (y - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         return y * self.weight.view(shape) + self.bias.view(shape)
 
