@@ -9,6 +9,7 @@ import argparse
 import logging
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,31 +26,37 @@ def run_events(events: Iterator[Any], desc: str, quiet: bool = False) -> Any:
     from .events import Done, Metrics, Progress
 
     bar, result = None, None
-    for ev in events:
-        if isinstance(ev, Progress):
-            if bar is None:
-                bar = tqdm(total=ev.total, desc=desc, disable=quiet, unit="step",
-                           dynamic_ncols=True)
-            bar.update(ev.done - bar.n)
-            if ev.info:
-                bar.set_postfix({k: f"{v:.3g}" for k, v in ev.info.items()}, refresh=False)
-        elif isinstance(ev, Metrics) and not quiet:
-            msg = "  ".join(f"{k}={v:.4g}" for k, v in ev.values.items())
-            (bar.write if bar else print)(f"epoch {ev.epoch + 1}: {msg}")
-        elif isinstance(ev, Done):
-            result = ev.result
-    if bar is not None:
-        bar.close()
+    try:
+        for ev in events:
+            if isinstance(ev, Progress):
+                if bar is None:
+                    bar = tqdm(total=ev.total, desc=desc, disable=quiet, unit="step",
+                               dynamic_ncols=True, mininterval=1.0)
+                bar.update(ev.done - bar.n)
+                if ev.info:
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in ev.info.items()}, refresh=False)
+            elif isinstance(ev, Metrics) and not quiet:
+                msg = "  ".join(f"{k}={v:.4g}" for k, v in ev.values.items())
+                (bar.write if bar else print)(f"epoch {ev.epoch + 1}: {msg}")
+            elif isinstance(ev, Done):
+                result = ev.result
+    finally:
+        if bar is not None:
+            bar.close()
     return result
 
 
 class StopOnInterrupt:
-    """First Ctrl-C asks the job to stop at its next step; a second one aborts."""
+    """First Ctrl-C (or the optional time limit) stops the job at its next step;
+    a second Ctrl-C aborts."""
 
-    def __init__(self) -> None:
+    def __init__(self, minutes: float | None = None) -> None:
         self.requested = False
+        self.deadline = None if minutes is None else time.monotonic() + 60 * minutes
 
     def __call__(self) -> bool:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            self.requested = True
         return self.requested
 
     def __enter__(self) -> StopOnInterrupt:
@@ -75,7 +82,7 @@ def _config_from_args(a: argparse.Namespace) -> Any:
         model=ModelConfig(features=a.features),
         train=TrainConfig(epochs=a.epochs, samples_per_epoch=a.samples_per_epoch,
                           batch_size=a.batch_size, lr=a.lr, seed=a.seed,
-                          val_samples=a.val_samples, amp=a.amp),
+                          val_samples=a.val_samples, amp=a.amp, compile=a.compile),
     )
 
 
@@ -93,7 +100,7 @@ def cmd_train(a: argparse.Namespace) -> None:
     else:
         cfg = _config_from_args(a)
     videos = [read_video(v, cfg.data.percentiles) for v in a.video]
-    with StopOnInterrupt() as stop:
+    with StopOnInterrupt(a.time_limit) as stop:
         model = run_events(train(cfg, videos, a.out, a.device, a.resume, stop), "train", a.quiet)
     state = "stopped early; kept" if stop.requested else "saved"
     print(f"{state} model in {a.out} (best validation loss weights: {model.folder})")
@@ -160,9 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True)
     t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=False,
                    help="bf16 mixed precision (CUDA, recent CPUs)")
+    t.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
+                   help="torch.compile the network (GPU; slower start, faster steps)")
     t.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps")
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--time-limit", type=float, metavar="MINUTES",
+                   help="stop cleanly after this many minutes (keeps the best model)")
     t.set_defaults(func=cmd_train)
 
     for name, func, helptext in (("attribute", cmd_attribute, "Grad-CAM maps per frame pair"),

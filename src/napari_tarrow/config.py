@@ -123,6 +123,8 @@ class TrainConfig:
         Epochs between resumable checkpoints.
     amp : bool
         bf16 autocast where the device supports it (CUDA, CPUs with AVX512-BF16).
+    compile : bool
+        ``torch.compile`` the training step's network (CUDA; slow first steps).
     """
 
     epochs: int = 200
@@ -136,6 +138,7 @@ class TrainConfig:
     seed: int = 42
     checkpoint_every: int = 1
     amp: bool = False
+    compile: bool = False
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")

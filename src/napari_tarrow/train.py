@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .config import TapConfig
+from .config import TapConfig, TrainConfig
 from .data.pairs import PairSampler
 from .data.video import Video
 from .device import autocast, resolve_device, tune_cpu_allocator
@@ -60,6 +60,9 @@ def train(config: TapConfig, videos: Sequence[Video], out: str | Path,
         model = TapModel(config)
     model.to(dev)
     net = model.net
+    if dev.type == "cuda":
+        net.to(memory_format=torch.channels_last)
+    step_net = torch.compile(net) if tc.compile else net
     opt = torch.optim.Adam(net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     sched = torch.optim.lr_scheduler.CyclicLR(
         opt, base_lr=tc.lr / 10, max_lr=tc.lr, step_size_up=max(1, tc.steps_per_epoch),
@@ -71,7 +74,7 @@ def train(config: TapConfig, videos: Sequence[Video], out: str | Path,
     log.info("training on %s: %d train pairs", dev, train_s.n_pairs)
     amp = tc.amp and dev.type in ("cuda", "cpu")
     for epoch in range(start, tc.epochs):
-        stats = yield from _epoch(net, opt, sched, train_s, gen, config, amp, stop, epoch)
+        stats = yield from _epoch(step_net, opt, sched, train_s, gen, config, amp, stop, epoch)
         if stats is None:  # stopped mid-epoch: the last completed epoch stays the last model
             if not (out / "weights_last.safetensors").exists():
                 model.save(out, "last")
@@ -114,15 +117,10 @@ def _epoch(net, opt, sched, sampler, gen, config, amp, stop, epoch):  # noqa: AN
         if stop():
             return None
         x, y = sampler.sample(tc.batch_size, gen)
-        with autocast(sampler.device, amp):
-            logits, z = net(x)
-            loss, _ = tap_loss(logits, y, z, tc.lambda_decorrelation, tc.temperature)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss, logits = train_step(net, opt, x, y, tc, amp)
         sched.step()
-        loss_sum += loss.detach()
-        correct += (logits.detach().argmax(1) == y).sum()
+        loss_sum += loss
+        correct += (logits.argmax(1) == y).sum()
         info = {}
         if (step + 1) % every == 0 or step + 1 == n:
             done = (step + 1) * tc.batch_size
@@ -131,6 +129,18 @@ def _epoch(net, opt, sched, sampler, gen, config, amp, stop, epoch):  # noqa: AN
         yield Progress("train", epoch * n + step + 1, tc.epochs * n, info)
     return {"loss": loss_sum.item() / n, "acc": correct.item() / (n * tc.batch_size),
             "samples_per_s": n * tc.batch_size / (time.perf_counter() - t0)}
+
+
+def train_step(net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
+               y: torch.Tensor, tc: TrainConfig, amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on pairs ``x`` (B, 2, S, S); returns detached (loss, logits)."""
+    with autocast(x.device, amp):
+        logits, z = net(x)
+        loss, _ = tap_loss(logits, y, z, tc.lambda_decorrelation, tc.temperature)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.detach(), logits.detach()
 
 
 def _validation_set(videos: Sequence[Video], config: TapConfig, dev: torch.device):  # noqa: ANN202

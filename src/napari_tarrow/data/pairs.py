@@ -73,12 +73,14 @@ class PairSampler:
 
     def sample(self, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(pairs (B, 2, size, size) float32, labels (B,) int64)."""
-        which = torch.multinomial(self.weights, batch, replacement=True, generator=gen)
-        x = torch.empty((batch, 2, self.crop, self.crop), device=self.device)
-        for v, (frames, pairs) in enumerate(zip(self.frames, self.pairs)):
-            idx = torch.nonzero(which == v).squeeze(1)
-            if len(idx):
-                x[idx] = self._crops(frames, pairs, len(idx), gen)
+        if len(self.frames) == 1:
+            x = self._crops(self.frames[0], self.pairs[0], batch, gen)
+        else:  # gather for every video, then select: no host synchronisation
+            which = torch.multinomial(self.weights, batch, replacement=True, generator=gen)
+            x = torch.zeros((batch, 2, self.crop, self.crop), device=self.device)
+            for v, (frames, pairs) in enumerate(zip(self.frames, self.pairs)):
+                x = torch.where((which == v).view(-1, 1, 1, 1),
+                                self._crops(frames, pairs, batch, gen), x)
         labels = torch.randint(0, 2, (batch,), generator=gen, device=self.device)
         x = torch.where(labels.view(-1, 1, 1, 1).bool(), x.flip(1), x)
         if self.augment:

@@ -1,0 +1,108 @@
+"""Training throughput (samples/s) of TAP steps, variants interleaved in one process.
+
+    python benchmarks/train_throughput.py --device cpu --batch 32 --size 96
+    python benchmarks/train_throughput.py --device cuda --batch 128 256 512 --amp both --compile both
+
+Each row: samples/s of full steps (sampling + augmentation + forward/backward/Adam),
+the fraction of the step spent sampling/augmenting, and peak GPU memory. Rounds of
+all variants alternate so that drifting machine speed affects them alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+
+import torch
+
+from napari_tarrow.config import DataConfig, ModelConfig, TapConfig, TrainConfig
+from napari_tarrow.data.pairs import PairSampler
+from napari_tarrow.data.video import Video
+from napari_tarrow.device import resolve_device, tune_cpu_allocator
+from napari_tarrow.sample_data import dividing_cells
+from napari_tarrow.train import train_step
+
+
+def sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def make_variant(dev, batch, size, features, amp, compile_, augment, sampler_cache):
+    cfg = TapConfig(data=DataConfig(size=size, augment=augment), model=ModelConfig(features=features),
+                    train=TrainConfig(batch_size=batch, samples_per_epoch=batch, amp=amp))
+    key = (size, augment)
+    if key not in sampler_cache:
+        sim = dividing_cells(n_frames=16, shape=(512, 512), n_cells=80, seed=0)
+        sampler_cache[key] = PairSampler([Video(sim.video)], [1], (0, 1), size, dev, augment)
+    from napari_tarrow.model import TapModel
+
+    net = TapModel(cfg).to(dev).net.train()
+    if dev.type == "cuda":
+        net.to(memory_format=torch.channels_last)
+    step_net = torch.compile(net) if compile_ else net
+    opt = torch.optim.Adam(net.parameters(), lr=4e-4)
+    return dict(cfg=cfg, net=step_net, opt=opt, sampler=sampler_cache[key],
+                gen=torch.Generator(device=dev).manual_seed(0), times=[], data_times=[])
+
+
+def run_steps(v, dev, n):
+    tc = v["cfg"].train
+    sync(dev)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        x, y = v["sampler"].sample(tc.batch_size, v["gen"])
+        train_step(v["net"], v["opt"], x, y, tc, tc.amp)
+    sync(dev)
+    v["times"].append((time.perf_counter() - t0) / n)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        v["sampler"].sample(tc.batch_size, v["gen"])
+    sync(dev)
+    v["data_times"].append((time.perf_counter() - t0) / n)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch", type=int, nargs="+", default=[32])
+    p.add_argument("--size", type=int, default=96)
+    p.add_argument("--features", type=int, default=32)
+    p.add_argument("--amp", choices=["on", "off", "both"], default="off")
+    p.add_argument("--compile", choices=["on", "off", "both"], default="off")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per round")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--no-allocator-tuning", action="store_true")
+    a = p.parse_args()
+    dev = resolve_device(a.device)
+    if dev.type == "cpu" and not a.no_allocator_tuning:
+        tune_cpu_allocator()
+    choice = {"on": [True], "off": [False], "both": [False, True]}
+    cache: dict = {}
+    variants = {}
+    for batch, amp, comp in itertools.product(a.batch, choice[a.amp], choice[a.compile]):
+        v = make_variant(dev, batch, a.size, a.features, amp, comp, not a.no_augment, cache)
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        run_steps(v, dev, 2)  # warm-up (and compilation)
+        v["times"].clear(), v["data_times"].clear()
+        v["mem"] = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else float("nan")
+        variants[(batch, amp, comp)] = v
+    for _ in range(a.rounds):
+        for v in variants.values():
+            run_steps(v, dev, a.steps)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu x{torch.get_num_threads()}"
+    print(f"# training throughput on {name}, torch {torch.__version__}, crop {a.size}, "
+          f"features {a.features}, augment {not a.no_augment}")
+    print(f"{'batch':>6} {'amp':>5} {'compile':>8} {'samples/s':>10} {'data %':>7} {'GPU GiB':>8}")
+    for (batch, amp, comp), v in variants.items():
+        step = min(v["times"])
+        data = min(v["data_times"])
+        print(f"{batch:>6} {amp!s:>5} {comp!s:>8} {batch / step:>10.1f} "
+              f"{100 * data / step:>6.1f}% {v['mem']:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()

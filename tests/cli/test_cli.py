@@ -1,0 +1,117 @@
+"""CLI round trip and bad input: in-process ``main()`` for speed, one real subprocess."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_tarrow.cli import main
+
+
+@pytest.fixture(scope="module")
+def video_tif(tmp_path_factory, small_video) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "video.tif"
+    tifffile.imwrite(path, (small_video * 1000).astype("u2"))
+    return path
+
+
+def _fail(capsys, argv: list[str], words: str) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]  # after any progress bar: the message, on one line
+    assert last.startswith("napari-tarrow ") and words in last, err
+    return last
+
+
+def test_train_attribute_features_round_trip(tmp_path, video_tif, capsys) -> None:
+    model = tmp_path / "model"
+    assert main(["-q", "train", str(video_tif), "--out", str(model), "--size", "32",
+                 "--batch-size", "4", "--epochs", "2", "--samples-per-epoch", "8",
+                 "--val-samples", "4", "--features", "8", "--split-train", "0", "0.7",
+                 "--split-val", "0.7", "1", "--device", "cpu"]) == 0
+    assert (model / "weights_best.safetensors").exists()
+    lines = (model / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+    assert json.loads((model / "config.json").read_text())["model"]["features"] == 8
+
+    cam, regions = tmp_path / "cam.tif", tmp_path / "regions.csv"
+    assert main(["-q", "attribute", str(model), str(video_tif), "--out", str(cam),
+                 "--regions", str(regions), "--top-k", "3", "--device", "cpu"]) == 0
+    maps = tifffile.imread(cam)
+    assert maps.shape == (11, 80, 72) and maps.dtype == np.float32
+    rows = np.loadtxt(regions, delimiter=",", skiprows=1).reshape(-1, 4)
+    assert len(rows) == 33 and set(rows[:, 0]) == set(range(11))
+    assert regions.read_text().startswith("t,y,x,score")
+
+    feats = tmp_path / "f.tif"
+    assert main(["-q", "features", str(model), str(video_tif), "--out", str(feats),
+                 "--dtype", "float32", "--device", "cpu"]) == 0
+    z = tifffile.imread(feats)
+    assert z.shape == (12, 8, 80, 72) and z.dtype == np.float32
+    side = json.loads(Path(f"{feats}.json").read_text())
+    assert side["axes"] == "TCYX" and side["dtype"] == "float32"
+    assert side["config"]["model"]["features"] == 8
+    with tifffile.TiffFile(feats) as tif:
+        assert tif.series[0].axes == "TCYX"
+
+    # resume continues the same run to more epochs
+    assert main(["-q", "train", str(video_tif), "--out", str(model), "--epochs", "3",
+                 "--resume", "--device", "cpu"]) == 0
+    assert len((model / "metrics.jsonl").read_text().splitlines()) == 3
+    # an existing model is never overwritten by a new run
+    _fail(capsys, ["train", str(video_tif), "--out", str(model)], "already holds a model")
+
+
+def test_bad_inputs_exit_2_with_one_line(tmp_path, tiny_model_dir, capsys) -> None:
+    m = str(tiny_model_dir)
+    cases = {
+        "image2d.tif": (np.zeros((64, 64), "u2"), "single 2D image"),
+        "one.tif": (np.zeros((1, 64, 64), "u2"), "single frame"),
+        "rgb.tif": (np.zeros((4, 64, 64, 3), "u1"), "RGB"),
+    }
+    for name, (data, words) in cases.items():
+        tifffile.imwrite(tmp_path / name, data, photometric="rgb" if data.ndim == 4 else "minisblack")
+        _fail(capsys, ["attribute", m, str(tmp_path / name), "--out", str(tmp_path / "o.tif")],
+              words)
+    nan = np.random.default_rng(0).random((4, 64, 64)).astype("f4")
+    nan[2, 3, 3] = np.nan
+    tifffile.imwrite(tmp_path / "nan.tif", nan, photometric="minisblack")
+    _fail(capsys, ["features", m, str(tmp_path / "nan.tif"), "--out", str(tmp_path / "o.tif")],
+          "frame 2 contains NaN")
+    tifffile.imwrite(tmp_path / "short.tif", np.zeros((3, 64, 64), "u2"), photometric="minisblack")
+    _fail(capsys, ["attribute", m, str(tmp_path / "short.tif"), "--delta", "3",
+                   "--out", str(tmp_path / "o.tif")], "no pair of frames 3 apart")
+    _fail(capsys, ["train", str(tmp_path / "short.tif"), "--out", str(tmp_path / "m"),
+                   "--delta", "5"], "no frame pairs with delta")
+    _fail(capsys, ["attribute", m, str(tmp_path / "missing.tif"), "--out",
+                   str(tmp_path / "o.tif")], "does not exist")
+    _fail(capsys, ["attribute", str(tmp_path), str(tmp_path / "short.tif"), "--out",
+                   str(tmp_path / "o.tif")], "not a napari-tarrow model folder")
+    _fail(capsys, ["train", str(tmp_path / "short.tif"), "--out", str(tmp_path / "m"),
+                   "--size", "20"], "size=20")
+
+
+def test_failed_run_never_replaces_an_existing_output(tmp_path, tiny_model_dir, capsys) -> None:
+    out = tmp_path / "cam.tif"
+    out.write_bytes(b"precious")
+    nan = np.random.default_rng(0).random((5, 64, 64)).astype("f4")
+    nan[3, 0, 0] = np.nan  # fails after a few maps were written
+    tifffile.imwrite(tmp_path / "nan.tif", nan, photometric="minisblack")
+    _fail(capsys, ["attribute", str(tiny_model_dir), str(tmp_path / "nan.tif"),
+                   "--out", str(out)], "NaN")
+    assert out.read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cam.tif", "nan.tif"]
+
+
+def test_console_script_runs_as_a_process(tmp_path) -> None:
+    r = subprocess.run([sys.executable, "-m", "napari_tarrow.cli", "attribute",
+                        str(tmp_path), str(tmp_path / "v.tif"), "--out", str(tmp_path / "o.tif")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "not a napari-tarrow model" in r.stderr
+    assert "Traceback" not in r.stderr
