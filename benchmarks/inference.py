@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_tarrow.attribution import attribute
+from napari_tarrow.attribution import attribute, cam_from_gradients
 from napari_tarrow.config import TapConfig
 from napari_tarrow.data.video import Video
 from napari_tarrow.device import resolve_device
@@ -35,8 +35,7 @@ def naive_gradcam(model: TapModel, f0: np.ndarray, f1: np.ndarray) -> torch.Tens
     z = net.features(x.reshape(2, 1, *x.shape[2:]))
     z.retain_grad()
     net.head(z[None])[0, 0].backward()
-    alpha = z.grad.sum((-2, -1))
-    return torch.einsum("tc,tcyx->tyx", alpha, z.detach()).abs().sum(0)
+    return cam_from_gradients(z.grad.sum((-2, -1))[None], z.detach()[None])[0]
 
 
 def sync(dev: torch.device) -> None:
@@ -75,20 +74,36 @@ def main() -> None:
     drain(attribute(model, Video(sim.video[:2, :256, :256])))  # warm-up
     t_ours, _ = timed(lambda: drain(attribute(model, video, tile=a.tile)), dev)
     n_pairs = len(video) - 1
-    t_naive = min(timed(lambda: naive_gradcam(model, video.frame(0), video.frame(1)), dev)[0]
-                  for _ in range(a.naive_pairs))
+    t_naive = min(
+        timed(lambda: naive_gradcam(model, video.frame(0), video.frame(1)), dev)[0]
+        for _ in range(a.naive_pairs)
+    )
     with tempfile.TemporaryDirectory() as d:
-        t_exp, _ = timed(lambda: drain(export_features(model, video, Path(d) / "f.tif",
-                                                       tile=a.tile)), dev)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu x{torch.get_num_threads()}"
-    print(f"# inference on {name}, torch {torch.__version__}, frames {a.size}x{a.size}, "
-          f"{a.frames} frames, tile {a.tile}")
+        t_exp, _ = timed(
+            lambda: drain(
+                export_features(model, video, Path(d) / "f.tif", tile=a.tile)
+            ),
+            dev,
+        )
+    name = (
+        torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else f"cpu x{torch.get_num_threads()}"
+    )
+    print(
+        f"# inference on {name}, torch {torch.__version__}, frames {a.size}x{a.size}, "
+        f"{a.frames} frames, tile {a.tile}"
+    )
     print(f"maps agree with naive Grad-CAM (256x256): correlation {corr:.5f}")
     print(f"{'job':<28} {'s/pair or frame':>16} {'frames/s':>9}")
-    print(f"{'attribution (ours)':<28} {t_ours / n_pairs:>16.3f} {n_pairs / t_ours:>9.2f}")
+    print(
+        f"{'attribution (ours)':<28} {t_ours / n_pairs:>16.3f} {n_pairs / t_ours:>9.2f}"
+    )
     print(f"{'attribution (naive, 1 pass)':<28} {t_naive:>16.3f} {1 / t_naive:>9.2f}")
     print(f"{'speed-up per pair':<28} {t_naive / (t_ours / n_pairs):>16.1f}x")
-    print(f"{'feature export':<28} {t_exp / len(video):>16.3f} {len(video) / t_exp:>9.2f}")
+    print(
+        f"{'feature export':<28} {t_exp / len(video):>16.3f} {len(video) / t_exp:>9.2f}"
+    )
 
 
 if __name__ == "__main__":

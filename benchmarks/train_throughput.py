@@ -30,12 +30,17 @@ def sync(dev: torch.device) -> None:
 
 
 def make_variant(dev, batch, size, features, amp, compile_, augment, sampler_cache):
-    cfg = TapConfig(data=DataConfig(size=size, augment=augment), model=ModelConfig(features=features),
-                    train=TrainConfig(batch_size=batch, samples_per_epoch=batch, amp=amp))
+    cfg = TapConfig(
+        data=DataConfig(size=size, augment=augment),
+        model=ModelConfig(features=features),
+        train=TrainConfig(batch_size=batch, samples_per_epoch=batch, amp=amp),
+    )
     key = (size, augment)
     if key not in sampler_cache:
         sim = dividing_cells(n_frames=16, shape=(512, 512), n_cells=80, seed=0)
-        sampler_cache[key] = PairSampler([Video(sim.video)], [1], (0, 1), size, dev, augment)
+        sampler_cache[key] = PairSampler(
+            [Video(sim.video)], [1], (0, 1), size, dev, augment
+        )
     from napari_tarrow.model import TapModel
 
     net = TapModel(cfg).to(dev).net.train()
@@ -43,8 +48,15 @@ def make_variant(dev, batch, size, features, amp, compile_, augment, sampler_cac
         net.to(memory_format=torch.channels_last)
     step_net = torch.compile(net) if compile_ else net
     opt = torch.optim.Adam(net.parameters(), lr=4e-4)
-    return dict(cfg=cfg, net=step_net, opt=opt, sampler=sampler_cache[key],
-                gen=torch.Generator(device=dev).manual_seed(0), times=[], data_times=[])
+    return dict(  # noqa: C408
+        cfg=cfg,
+        net=step_net,
+        opt=opt,
+        sampler=sampler_cache[key],
+        gen=torch.Generator(device=dev).manual_seed(0),
+        times=[],
+        data_times=[],
+    )
 
 
 def run_steps(v, dev, n):
@@ -82,26 +94,44 @@ def main() -> None:
     choice = {"on": [True], "off": [False], "both": [False, True]}
     cache: dict = {}
     variants = {}
-    for batch, amp, comp in itertools.product(a.batch, choice[a.amp], choice[a.compile]):
-        v = make_variant(dev, batch, a.size, a.features, amp, comp, not a.no_augment, cache)
+    for batch, amp, comp in itertools.product(
+        a.batch, choice[a.amp], choice[a.compile]
+    ):
+        v = make_variant(
+            dev, batch, a.size, a.features, amp, comp, not a.no_augment, cache
+        )
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
         run_steps(v, dev, 2)  # warm-up (and compilation)
         v["times"].clear(), v["data_times"].clear()
-        v["mem"] = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else float("nan")
+        v["mem"] = (
+            torch.cuda.max_memory_allocated(dev) / 2**30
+            if dev.type == "cuda"
+            else float("nan")
+        )
         variants[(batch, amp, comp)] = v
     for _ in range(a.rounds):
         for v in variants.values():
             run_steps(v, dev, a.steps)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu x{torch.get_num_threads()}"
-    print(f"# training throughput on {name}, torch {torch.__version__}, crop {a.size}, "
-          f"features {a.features}, augment {not a.no_augment}")
-    print(f"{'batch':>6} {'amp':>5} {'compile':>8} {'samples/s':>10} {'data %':>7} {'GPU GiB':>8}")
+    name = (
+        torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else f"cpu x{torch.get_num_threads()}"
+    )
+    print(
+        f"# training throughput on {name}, torch {torch.__version__}, crop {a.size}, "
+        f"features {a.features}, augment {not a.no_augment}"
+    )
+    print(
+        f"{'batch':>6} {'amp':>5} {'compile':>8} {'samples/s':>10} {'data %':>7} {'GPU GiB':>8}"
+    )
     for (batch, amp, comp), v in variants.items():
         step = min(v["times"])
         data = min(v["data_times"])
-        print(f"{batch:>6} {amp!s:>5} {comp!s:>8} {batch / step:>10.1f} "
-              f"{100 * data / step:>6.1f}% {v['mem']:>8.2f}")
+        print(
+            f"{batch:>6} {amp!s:>5} {comp!s:>8} {batch / step:>10.1f} "
+            f"{100 * data / step:>6.1f}% {v['mem']:>8.2f}"
+        )
 
 
 if __name__ == "__main__":

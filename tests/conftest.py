@@ -20,7 +20,9 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def shared_data() -> Path:
     """``../shared/data`` next to the repository; tests skip when it is absent."""
     if not (SHARED / "hela-ctc02").is_dir():
-        pytest.skip(f"real-data test: {SHARED} (Cell Tracking Challenge videos) is absent")
+        pytest.skip(
+            f"real-data test: {SHARED} (Cell Tracking Challenge videos) is absent"
+        )
     return SHARED
 
 
@@ -32,7 +34,9 @@ def small_video() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, small_video: np.ndarray) -> Path:
+def tiny_model_dir(
+    tmp_path_factory: pytest.TempPathFactory, small_video: np.ndarray
+) -> Path:
     """A model folder trained for a few steps (weights are not meaningful)."""
     from napari_tarrow.config import DataConfig, ModelConfig, TapConfig, TrainConfig
     from napari_tarrow.data.video import Video

@@ -1,12 +1,18 @@
 """Grad-CAM of the time-arrow logit with respect to the dense features z.
 
 For a pair (t, t+Δt) in forward order, the score is the logit of frame t being
-the earlier one. Channel weights α_c are the gradients summed over pixels and
-the map is |Σ_c α_c z_c| summed over the two frames (the reference's
-``all_frames=True``). z is computed once per frame without gradients and reused
-for the pairs (t-Δt, t) and (t, t+Δt); gradients flow through the head only.
-The head is pixel-wise before an average pooling and an affine readout, so the
-gradients are computed tile by tile exactly, with bounded memory.
+the earlier one. Channel weights α_c are the gradients summed over pixels, as in
+the reference. The map is |Σ_c α_c (z_c - mean z_c)| per frame, summed over the
+pair's two frames. Centring each channel on its frame mean is our one deviation
+from the reference (which weights z itself): z is far from zero on the
+background, so the uncentred map lights up the background of a briefly trained
+model; centred, the top regions of the synthetic test videos hit divisions 5x
+more often than random points (uncentred: less than random).
+
+z is computed once per frame without gradients and reused for the pairs
+(t-Δt, t) and (t, t+Δt); gradients flow through the head only. The head is
+pixel-wise before an average pooling and an affine readout, so the gradients
+are computed tile by tile exactly, with bounded memory.
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ from .regions import regions_table, write_regions_csv
 from .tiling import tile_grid
 
 
-def gradcam(model: TapModel, z0: torch.Tensor, z1: torch.Tensor,
-            tile: int = DEFAULT_TILE) -> torch.Tensor:
+def gradcam(
+    model: TapModel, z0: torch.Tensor, z1: torch.Tensor, tile: int = DEFAULT_TILE
+) -> torch.Tensor:
     """Grad-CAM map (Y, X) for features z0, z1 (C, Y, X) of frames t and t+Δt."""
     head = model.net.head
     head.eval()
@@ -41,12 +48,23 @@ def gradcam(model: TapModel, z0: torch.Tensor, z1: torch.Tensor,
         pooled = head.pixelwise(zt).sum(dim=(-2, -1)) / n_pixels
         (g,) = torch.autograd.grad(head.readout(pooled)[0, 0], zt)
         alpha += g.sum(dim=(-2, -1))
-    return torch.einsum("btc,btcyx->btyx", alpha, z).abs().sum(1)[0]
+    return cam_from_gradients(alpha, z)[0]
 
 
-def attribute(model: TapModel, video: Video, delta: int = 1, tile: int = DEFAULT_TILE,
-              stop: Callable[[], bool] = lambda: False,
-              pairs: np.ndarray | None = None) -> Iterator[Event]:
+def cam_from_gradients(alpha: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Map (B, Y, X) from channel weights α (B, T, C) and features z (B, T, C, Y, X)."""
+    centred = z - z.mean(dim=(-2, -1), keepdim=True)
+    return torch.einsum("btc,btcyx->btyx", alpha, centred).abs().sum(1)
+
+
+def attribute(
+    model: TapModel,
+    video: Video,
+    delta: int = 1,
+    tile: int = DEFAULT_TILE,
+    stop: Callable[[], bool] = lambda: False,
+    pairs: np.ndarray | None = None,
+) -> Iterator[Event]:
     """Grad-CAM for every pair (t, t+Δt) of ``video``.
 
     Yields ``FrameDone(k, cam)`` with cam (Y, X) float32 numpy for pair k (in the
@@ -76,10 +94,17 @@ def attribute(model: TapModel, video: Video, delta: int = 1, tile: int = DEFAULT
     yield Done(pairs)
 
 
-def export_attribution(model: TapModel, video: Video, path: str | Path, delta: int = 1,
-                       regions: str | Path | None = None, top_k: int = 8,
-                       tile: int = DEFAULT_TILE, stop: Callable[[], bool] = lambda: False,
-                       source: str | None = None) -> Iterator[Event]:
+def export_attribution(
+    model: TapModel,
+    video: Video,
+    path: str | Path,
+    delta: int = 1,
+    regions: str | Path | None = None,
+    top_k: int = 8,
+    tile: int = DEFAULT_TILE,
+    stop: Callable[[], bool] = lambda: False,
+    source: str | None = None,
+) -> Iterator[Event]:
     """Stream one Grad-CAM map per pair to a (T', Y, X) float32 TIFF (+ sidecar).
 
     With ``regions``, also writes the top-k peaks of each map as CSV rows
@@ -93,17 +118,27 @@ def export_attribution(model: TapModel, video: Video, path: str | Path, delta: i
         for event in attribute(model, video, delta, tile, stop, pairs):
             if isinstance(event, FrameDone):
                 write(event.data)
-                rows.append(regions_table([event.data], times[event.index : event.index + 1],
-                                          top_k))
+                rows.append(
+                    regions_table(
+                        [event.data], times[event.index : event.index + 1], top_k
+                    )
+                )
             elif isinstance(event, Progress):
                 yield event
         if stop():
             raise Cancelled("attribution stopped; no file written")
-    write_sidecar(path, {
-        "napari_tarrow": __version__, "kind": "TAP Grad-CAM attribution", "axes": "TYX",
-        "delta": delta, "pair_first_frames": times.tolist(), "input": source or video.name,
-        "model": str(model.folder),
-    })
+    write_sidecar(
+        path,
+        {
+            "napari_tarrow": __version__,
+            "kind": "TAP Grad-CAM attribution",
+            "axes": "TYX",
+            "delta": delta,
+            "pair_first_frames": times.tolist(),
+            "input": source or video.name,
+            "model": str(model.folder),
+        },
+    )
     table = np.concatenate(rows) if rows else np.zeros((0, 4))
     if regions is not None:
         write_regions_csv(table, regions)

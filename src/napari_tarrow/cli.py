@@ -30,11 +30,19 @@ def run_events(events: Iterator[Any], desc: str, quiet: bool = False) -> Any:
         for ev in events:
             if isinstance(ev, Progress):
                 if bar is None:
-                    bar = tqdm(total=ev.total, desc=desc, disable=quiet, unit="step",
-                               dynamic_ncols=True, mininterval=1.0)
+                    bar = tqdm(
+                        total=ev.total,
+                        desc=desc,
+                        disable=quiet,
+                        unit="step",
+                        dynamic_ncols=True,
+                        mininterval=1.0,
+                    )
                 bar.update(ev.done - bar.n)
                 if ev.info:
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in ev.info.items()}, refresh=False)
+                    bar.set_postfix(
+                        {k: f"{v:.3g}" for k, v in ev.info.items()}, refresh=False
+                    )
             elif isinstance(ev, Metrics) and not quiet:
                 msg = "  ".join(f"{k}={v:.4g}" for k, v in ev.values.items())
                 (bar.write if bar else print)(f"epoch {ev.epoch + 1}: {msg}")
@@ -47,14 +55,17 @@ def run_events(events: Iterator[Any], desc: str, quiet: bool = False) -> Any:
 
 
 class StopOnInterrupt:
-    """First Ctrl-C (or the optional time limit) stops the job at its next step;
-    a second Ctrl-C aborts."""
+    """Stop a job at its next step on the first Ctrl-C or at a time limit.
+
+    A second Ctrl-C aborts at once.
+    """
 
     def __init__(self, minutes: float | None = None) -> None:
         self.requested = False
         self.deadline = None if minutes is None else time.monotonic() + 60 * minutes
 
     def __call__(self) -> bool:
+        """Return True once a stop was requested or the time limit passed."""
         if self.deadline is not None and time.monotonic() > self.deadline:
             self.requested = True
         return self.requested
@@ -77,12 +88,24 @@ def _config_from_args(a: argparse.Namespace) -> Any:
     from .config import DataConfig, ModelConfig, TapConfig, TrainConfig
 
     return TapConfig(
-        data=DataConfig(delta=tuple(a.delta), size=a.size, split_train=tuple(a.split_train),
-                        split_val=tuple(a.split_val), augment=a.augment),
+        data=DataConfig(
+            delta=tuple(a.delta),
+            size=a.size,
+            split_train=tuple(a.split_train),
+            split_val=tuple(a.split_val),
+            augment=a.augment,
+        ),
         model=ModelConfig(features=a.features),
-        train=TrainConfig(epochs=a.epochs, samples_per_epoch=a.samples_per_epoch,
-                          batch_size=a.batch_size, lr=a.lr, seed=a.seed,
-                          val_samples=a.val_samples, amp=a.amp, compile=a.compile),
+        train=TrainConfig(
+            epochs=a.epochs,
+            samples_per_epoch=a.samples_per_epoch,
+            batch_size=a.batch_size,
+            lr=a.lr,
+            seed=a.seed,
+            val_samples=a.val_samples,
+            amp=a.amp,
+            compile=a.compile,
+        ),
     )
 
 
@@ -96,12 +119,16 @@ def cmd_train(a: argparse.Namespace) -> None:
 
     if a.resume and (Path(a.out) / "config.json").exists():
         cfg = TapConfig.load(Path(a.out) / "config.json")
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=a.epochs))
+        cfg = dataclasses.replace(
+            cfg, train=dataclasses.replace(cfg.train, epochs=a.epochs)
+        )
     else:
         cfg = _config_from_args(a)
     videos = [read_video(v, cfg.data.percentiles) for v in a.video]
     with StopOnInterrupt(a.time_limit) as stop:
-        model = run_events(train(cfg, videos, a.out, a.device, a.resume, stop), "train", a.quiet)
+        model = run_events(
+            train(cfg, videos, a.out, a.device, a.resume, stop), "train", a.quiet
+        )
     state = "stopped early; kept" if stop.requested else "saved"
     print(f"{state} model in {a.out} (best validation loss weights: {model.folder})")
 
@@ -120,8 +147,21 @@ def cmd_attribute(a: argparse.Namespace) -> None:
 
     model, video = _load(a)
     with StopOnInterrupt() as stop:
-        table = run_events(export_attribution(model, video, a.out, a.delta, a.regions, a.top_k,
-                                              a.tile, stop, str(a.video)), "attribute", a.quiet)
+        table = run_events(
+            export_attribution(
+                model,
+                video,
+                a.out,
+                a.delta,
+                a.regions,
+                a.top_k,
+                a.tile,
+                stop,
+                str(a.video),
+            ),
+            "attribute",
+            a.quiet,
+        )
     extra = f" and {len(table)} regions to {a.regions}" if a.regions else ""
     print(f"wrote {a.out}{extra}")
 
@@ -132,8 +172,11 @@ def cmd_features(a: argparse.Namespace) -> None:
 
     model, video = _load(a)
     with StopOnInterrupt() as stop:
-        run_events(export_features(model, video, a.out, a.dtype, a.tile, stop, str(a.video)),
-                   "features", a.quiet)
+        run_events(
+            export_features(model, video, a.out, a.dtype, a.tile, stop, str(a.video)),
+            "features",
+            a.quiet,
+        )
     print(f"wrote {a.out} and {a.out}.json")
 
 
@@ -142,59 +185,99 @@ def cmd_demo(a: argparse.Namespace) -> None:
     from .demo import run_demo
 
     with StopOnInterrupt() as stop:
-        run_demo(Path(a.out), device=a.device, epochs=a.epochs, quiet=a.quiet, stop=stop)
+        run_demo(
+            Path(a.out), device=a.device, epochs=a.epochs, quiet=a.quiet, stop=stop
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``napari-tarrow`` argument parser."""
-    p = argparse.ArgumentParser(prog="napari-tarrow", description=__doc__.splitlines()[0])
+    """Build the ``napari-tarrow`` argument parser."""
+    p = argparse.ArgumentParser(
+        prog="napari-tarrow", description=__doc__.splitlines()[0]
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a TAP model on raw time-lapses")
-    t.add_argument("video", nargs="+", help="(T,Y,X) TIFF or folder of frames t000.tif ...")
+    t.add_argument(
+        "video", nargs="+", help="(T,Y,X) TIFF or folder of frames t000.tif ..."
+    )
     t.add_argument("--out", required=True, help="model folder to write")
-    t.add_argument("--delta", type=int, nargs="+", default=[1], help="time steps Δt (frames)")
+    t.add_argument(
+        "--delta", type=int, nargs="+", default=[1], help="time steps Δt (frames)"
+    )
     t.add_argument("--size", type=int, default=96, help="crop size (multiple of 8)")
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--epochs", type=int, default=200)
     t.add_argument("--samples-per-epoch", type=int, default=100_000)
     t.add_argument("--val-samples", type=int, default=1024)
-    t.add_argument("--features", type=int, default=32, help="channels of the dense features")
+    t.add_argument(
+        "--features", type=int, default=32, help="channels of the dense features"
+    )
     t.add_argument("--lr", type=float, default=4e-4)
-    t.add_argument("--split-train", type=float, nargs=2, default=[0.0, 0.9], metavar=("START", "END"))
-    t.add_argument("--split-val", type=float, nargs=2, default=[0.9, 1.0], metavar=("START", "END"))
+    t.add_argument(
+        "--split-train",
+        type=float,
+        nargs=2,
+        default=[0.0, 0.9],
+        metavar=("START", "END"),
+    )
+    t.add_argument(
+        "--split-val", type=float, nargs=2, default=[0.9, 1.0], metavar=("START", "END")
+    )
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True)
-    t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=False,
-                   help="bf16 mixed precision (CUDA, recent CPUs)")
-    t.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
-                   help="torch.compile the network (GPU; slower start, faster steps)")
+    t.add_argument(
+        "--amp",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="bf16 mixed precision (CUDA, recent CPUs)",
+    )
+    t.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="torch.compile the network (GPU; slower start, faster steps)",
+    )
     t.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps")
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
-    t.add_argument("--time-limit", type=float, metavar="MINUTES",
-                   help="stop cleanly after this many minutes (keeps the best model)")
+    t.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="MINUTES",
+        help="stop cleanly after this many minutes (keeps the best model)",
+    )
     t.set_defaults(func=cmd_train)
 
-    for name, func, helptext in (("attribute", cmd_attribute, "Grad-CAM maps per frame pair"),
-                                 ("features", cmd_features, "export dense TAP features")):
+    for name, func, helptext in (
+        ("attribute", cmd_attribute, "Grad-CAM maps per frame pair"),
+        ("features", cmd_features, "export dense TAP features"),
+    ):
         s = sub.add_parser(name, help=helptext)
         s.add_argument("model", help="model folder written by `train`")
         s.add_argument("video", help="(T,Y,X) TIFF or folder of frames")
         s.add_argument("--out", required=True, help="output TIFF")
         s.add_argument("--device", default="auto")
-        s.add_argument("--tile", type=int, default=512, help="tile side for large frames")
+        s.add_argument(
+            "--tile", type=int, default=512, help="tile side for large frames"
+        )
         s.set_defaults(func=func)
         if name == "attribute":
             s.add_argument("--delta", type=int, default=1)
-            s.add_argument("--regions", help="CSV of the top-k regions per pair (t,y,x,score)")
+            s.add_argument(
+                "--regions", help="CSV of the top-k regions per pair (t,y,x,score)"
+            )
             s.add_argument("--top-k", type=int, default=8)
         else:
             s.add_argument("--dtype", choices=["float16", "float32"], default="float16")
 
-    d = sub.add_parser("demo", help="synthetic dividing cells: train, attribute, export")
-    d.add_argument("--out", default="tarrow_demo", help="output folder (default ./tarrow_demo)")
-    d.add_argument("--epochs", type=int, default=6)
+    d = sub.add_parser(
+        "demo", help="synthetic dividing cells: train, attribute, export"
+    )
+    d.add_argument(
+        "--out", default="tarrow_demo", help="output folder (default ./tarrow_demo)"
+    )
+    d.add_argument("--epochs", type=int, default=12)
     d.add_argument("--device", default="auto")
     d.set_defaults(func=cmd_demo)
     return p

@@ -59,14 +59,25 @@ class DataConfig:
             object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
         _check(
             len(self.delta) > 0 and all(d >= 1 for d in self.delta),
-            "delta", self.delta, "one or more integers >= 1",
+            "delta",
+            self.delta,
+            "one or more integers >= 1",
         )
-        _check(self.size >= 16 and self.size % 8 == 0, "size", self.size,
-               "an integer >= 16 and a multiple of 8")
+        _check(
+            self.size >= 16 and self.size % 8 == 0,
+            "size",
+            self.size,
+            "an integer >= 16 and a multiple of 8",
+        )
         _check_interval("split_train", self.split_train)
         _check_interval("split_val", self.split_val)
         lo, hi = self.percentiles
-        _check(0 <= lo < hi <= 100, "percentiles", self.percentiles, "0 <= low < high <= 100")
+        _check(
+            0 <= lo < hi <= 100,
+            "percentiles",
+            self.percentiles,
+            "0 <= low < high <= 100",
+        )
 
 
 @dataclass(frozen=True)
@@ -93,8 +104,18 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _check(1 <= self.features <= 1024, "features", self.features, "1..1024")
         _check(1 <= self.unet_depth <= 6, "unet_depth", self.unet_depth, "1..6")
-        _check(1 <= self.unet_channels <= 512, "unet_channels", self.unet_channels, "1..512")
-        _check(1 <= self.head_features <= 1024, "head_features", self.head_features, "1..1024")
+        _check(
+            1 <= self.unet_channels <= 512,
+            "unet_channels",
+            self.unet_channels,
+            "1..512",
+        )
+        _check(
+            1 <= self.head_features <= 1024,
+            "head_features",
+            self.head_features,
+            "1..1024",
+        )
 
     @property
     def multiple(self) -> int:
@@ -143,15 +164,30 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
         _check(self.batch_size >= 2, "batch_size", self.batch_size, "an integer >= 2")
-        _check(self.samples_per_epoch >= self.batch_size, "samples_per_epoch",
-               self.samples_per_epoch, f"an integer >= batch_size ({self.batch_size})")
-        _check(self.val_samples >= 0, "val_samples", self.val_samples, "an integer >= 0")
+        _check(
+            self.samples_per_epoch >= self.batch_size,
+            "samples_per_epoch",
+            self.samples_per_epoch,
+            f"an integer >= batch_size ({self.batch_size})",
+        )
+        _check(
+            self.val_samples >= 0, "val_samples", self.val_samples, "an integer >= 0"
+        )
         _check(0 < self.lr < 1, "lr", self.lr, "a number in (0, 1)")
         _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
-        _check(self.lambda_decorrelation >= 0, "lambda_decorrelation",
-               self.lambda_decorrelation, ">= 0")
+        _check(
+            self.lambda_decorrelation >= 0,
+            "lambda_decorrelation",
+            self.lambda_decorrelation,
+            ">= 0",
+        )
         _check(self.temperature > 0, "temperature", self.temperature, "> 0")
-        _check(self.checkpoint_every >= 1, "checkpoint_every", self.checkpoint_every, ">= 1")
+        _check(
+            self.checkpoint_every >= 1,
+            "checkpoint_every",
+            self.checkpoint_every,
+            ">= 1",
+        )
 
     @property
     def steps_per_epoch(self) -> int:
@@ -177,8 +213,12 @@ class TapConfig:
         """Build and validate a config; unknown keys or schema versions are errors."""
         d = dict(d)
         version = d.pop("schema_version", SCHEMA_VERSION)
-        _check(version == SCHEMA_VERSION, "schema_version", version,
-               f"{SCHEMA_VERSION} (written by a newer napari-tarrow? upgrade it)")
+        _check(
+            version == SCHEMA_VERSION,
+            "schema_version",
+            version,
+            f"{SCHEMA_VERSION} (written by a newer napari-tarrow? upgrade it)",
+        )
         parts = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
         unknown = set(d) - set(parts)
         _check(not unknown, "config keys", sorted(unknown), f"only {sorted(parts)}")

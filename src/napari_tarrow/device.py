@@ -30,11 +30,17 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device(available_devices()[0])
     base = name.split(":")[0]
     if base not in DEVICES:
-        raise ConfigError(f"device={name!r} is unknown; use one of {', '.join(DEVICES)}.")
+        raise ConfigError(
+            f"device={name!r} is unknown; use one of {', '.join(DEVICES)}."
+        )
     if base == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device='cuda' requested but no CUDA GPU is visible; use --device cpu.")
+        raise ConfigError(
+            "device='cuda' requested but no CUDA GPU is visible; use --device cpu."
+        )
     if base == "mps" and "mps" not in available_devices():
-        raise ConfigError("device='mps' requested but MPS is unavailable; use --device cpu.")
+        raise ConfigError(
+            "device='mps' requested but MPS is unavailable; use --device cpu."
+        )
     return torch.device(name)
 
 

@@ -17,5 +17,5 @@ class ConfigError(TarrowError):
     """A setting is out of its valid range or unknown."""
 
 
-class Cancelled(Exception):  # noqa: N818 (reads as an event, not a failure)
+class Cancelled(Exception):
     """A job was stopped on request; whatever it saved before stays valid."""

@@ -10,8 +10,9 @@ from .model import TapModel
 
 
 @torch.inference_mode()
-def crop_accuracy(model: TapModel, video: Video, centers: np.ndarray, size: int = 64,
-                  delta: int = 1) -> float:
+def crop_accuracy(
+    model: TapModel, video: Video, centers: np.ndarray, size: int = 64, delta: int = 1
+) -> float:
     """TAP accuracy on crops centred on ``centers`` (N, 3) = (t, y, x) of pairs (t-Δt, t).
 
     ``t`` is a frame number (e.g. the first frame of a division's daughters). Each
@@ -40,4 +41,4 @@ def _crop(frame: np.ndarray, y: float, x: float, size: int) -> np.ndarray:
     pad = np.pad(frame, [(0, max(0, size - s)) for s in frame.shape])
     y0 = int(np.clip(round(y) - size // 2, 0, pad.shape[0] - size))
     x0 = int(np.clip(round(x) - size // 2, 0, pad.shape[1] - size))
-    return pad[y0:y0 + size, x0:x0 + size]
+    return pad[y0 : y0 + size, x0 : x0 + size]

@@ -22,8 +22,13 @@ BIGTIFF_BYTES = 2**31
 
 
 @contextmanager
-def tiff_stream(path: str | Path, shape: tuple[int, ...], dtype: Any, axes: str,
-                metadata: dict[str, Any] | None = None) -> Iterator[Callable[[np.ndarray], None]]:
+def tiff_stream(
+    path: str | Path,
+    shape: tuple[int, ...],
+    dtype: Any,
+    axes: str,
+    metadata: dict[str, Any] | None = None,
+) -> Iterator[Callable[[np.ndarray], None]]:
     """Context giving ``write(block)`` for consecutive blocks along the first axis.
 
     ``shape`` is the full shape (for the BigTIFF decision); blocks have
@@ -32,21 +37,31 @@ def tiff_stream(path: str | Path, shape: tuple[int, ...], dtype: Any, axes: str,
     """
     path = Path(path)
     if not path.parent.is_dir():
-        raise TarrowError(f"output folder {path.parent} does not exist; create it first.")
+        raise TarrowError(
+            f"output folder {path.parent} does not exist; create it first."
+        )
     dtype = np.dtype(dtype)
     big = int(np.prod(shape)) * dtype.itemsize > BIGTIFF_BYTES - 2**25
     tmp = path.with_name(f".{path.name}.part")
     count = 0
     try:
         with tifffile.TiffWriter(tmp, bigtiff=big) as tif:
+
             def write(block: np.ndarray) -> None:
                 nonlocal count
-                tif.write(np.asarray(block, dtype=dtype), contiguous=True,
-                          photometric="minisblack", metadata={"axes": axes, **(metadata or {})})
+                tif.write(
+                    np.asarray(block, dtype=dtype),
+                    contiguous=True,
+                    photometric="minisblack",
+                    metadata={"axes": axes, **(metadata or {})},
+                )
                 count += 1
+
             yield write
         if count != shape[0]:
-            raise TarrowError(f"{path}: wrote {count} of {shape[0]} blocks; output discarded.")
+            raise TarrowError(
+                f"{path}: wrote {count} of {shape[0]} blocks; output discarded."
+            )
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -25,7 +25,9 @@ def halo(model: TapModel) -> int:
 
 
 @torch.no_grad()
-def frame_features(model: TapModel, frame: np.ndarray, tile: int = DEFAULT_TILE) -> torch.Tensor:
+def frame_features(
+    model: TapModel, frame: np.ndarray, tile: int = DEFAULT_TILE
+) -> torch.Tensor:
     """Normalised frame (Y, X) -> z (C, Y, X) float32 on the model's device.
 
     Runs under ``no_grad`` (not ``inference_mode``) so the result can be marked
@@ -36,12 +38,18 @@ def frame_features(model: TapModel, frame: np.ndarray, tile: int = DEFAULT_TILE)
     x = torch.as_tensor(np.ascontiguousarray(frame), dtype=torch.float32, device=dev)
     z = torch.empty((model.config.model.features, *x.shape), device=dev)
     for t in tile_grid(x.shape, tile, halo(model), model.config.model.multiple):
-        z[(slice(None), *t.dest)] = net.features(x[t.window][None, None])[0][(slice(None), *t.inner)]
+        z[(slice(None), *t.dest)] = net.features(x[t.window][None, None])[0][
+            (slice(None), *t.inner)
+        ]
     return z
 
 
-def video_features(model: TapModel, video: Video, tile: int = DEFAULT_TILE,
-                   stop: Callable[[], bool] = lambda: False) -> Iterator[Event]:
+def video_features(
+    model: TapModel,
+    video: Video,
+    tile: int = DEFAULT_TILE,
+    stop: Callable[[], bool] = lambda: False,
+) -> Iterator[Event]:
     """Yield ``FrameDone(i, z)`` with z (C, Y, X) float32 numpy for each frame, then Done."""
     n = len(video)
     for i in range(n):
@@ -53,9 +61,15 @@ def video_features(model: TapModel, video: Video, tile: int = DEFAULT_TILE,
     yield Done(n)
 
 
-def export_features(model: TapModel, video: Video, path: str | Path, dtype: str = "float16",
-                    tile: int = DEFAULT_TILE, stop: Callable[[], bool] = lambda: False,
-                    source: str | None = None) -> Iterator[Event]:
+def export_features(
+    model: TapModel,
+    video: Video,
+    path: str | Path,
+    dtype: str = "float16",
+    tile: int = DEFAULT_TILE,
+    stop: Callable[[], bool] = lambda: False,
+    source: str | None = None,
+) -> Iterator[Event]:
     """Stream z of every frame to a (T, C, Y, X) TIFF plus a JSON sidecar.
 
     Yields Progress per frame and ``Done(path)``. A stop request discards the
@@ -72,10 +86,18 @@ def export_features(model: TapModel, video: Video, path: str | Path, dtype: str 
                 yield event
         if stop():
             raise Cancelled("feature export stopped; no file written")
-    write_sidecar(path, {
-        "napari_tarrow": __version__, "kind": "TAP dense features", "axes": "TCYX",
-        "shape": list(shape), "dtype": dtype, "input": source or video.name,
-        "frame_numbers": video.times.tolist(), "model": str(model.folder),
-        "config": model.config.to_dict(),
-    })
+    write_sidecar(
+        path,
+        {
+            "napari_tarrow": __version__,
+            "kind": "TAP dense features",
+            "axes": "TCYX",
+            "shape": list(shape),
+            "dtype": dtype,
+            "input": source or video.name,
+            "frame_numbers": video.times.tolist(),
+            "model": str(model.folder),
+            "config": model.config.to_dict(),
+        },
+    )
     yield Done(Path(path))

@@ -29,7 +29,7 @@ WEIGHTS = {"best": "weights_best.safetensors", "last": "weights_last.safetensors
 
 
 def atomic_path(path: Path) -> Path:
-    """A temporary sibling of ``path`` to write to before ``os.replace``."""
+    """Return a temporary sibling of ``path`` to write to before ``os.replace``."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     return Path(tmp)
@@ -70,14 +70,17 @@ class TapModel:
         os.replace(cfg_tmp, folder / CONFIG)
         target = folder / WEIGHTS[which]
         tmp = atomic_path(target)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+        state = {
+            k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()
+        }
         save_file(state, str(tmp), metadata={"format": "napari-tarrow", "which": which})
         os.replace(tmp, target)
         return folder
 
     @classmethod
-    def from_folder(cls, folder: str | Path, device: str = "cpu",
-                    which: str = "best") -> TapModel:
+    def from_folder(
+        cls, folder: str | Path, device: str = "cpu", which: str = "best"
+    ) -> TapModel:
         """Load a model folder in eval mode; falls back to the last weights if no best.
 
         Raises
@@ -88,7 +91,9 @@ class TapModel:
         """
         folder = Path(folder)
         if not folder.is_dir():
-            raise ModelFolderError(f"model folder {folder} does not exist; train one first.")
+            raise ModelFolderError(
+                f"model folder {folder} does not exist; train one first."
+            )
         if not (folder / CONFIG).exists():
             raise ModelFolderError(
                 f"{folder} has no {CONFIG}; it is not a napari-tarrow model folder."
@@ -98,15 +103,21 @@ class TapModel:
         except ConfigError as e:
             raise ModelFolderError(f"{folder}: corrupt {CONFIG}: {e}") from e
         order = [which, "last" if which == "best" else "best"]
-        path = next((folder / WEIGHTS[w] for w in order if (folder / WEIGHTS[w]).exists()), None)
+        path = next(
+            (folder / WEIGHTS[w] for w in order if (folder / WEIGHTS[w]).exists()), None
+        )
         if path is None:
-            raise ModelFolderError(f"{folder} has no weights file ({', '.join(WEIGHTS.values())}).")
+            raise ModelFolderError(
+                f"{folder} has no weights file ({', '.join(WEIGHTS.values())})."
+            )
         model = cls(config)
         try:
             model.net.load_state_dict(load_file(str(path)))
         except (SafetensorError, RuntimeError, OSError) as e:
             first = str(e).strip().splitlines()[0]
-            raise ModelFolderError(f"{path} is corrupt or does not match the config: {first}") from e
+            raise ModelFolderError(
+                f"{path} is corrupt or does not match the config: {first}"
+            ) from e
         model.folder = folder
         model.net.eval()
         return model.to(device)

@@ -13,22 +13,32 @@ from skimage.filters import gaussian
 COLUMNS = ("t", "y", "x", "score")
 
 
-def top_regions(cam: np.ndarray, k: int = 8, min_distance: int = 12,
-                sigma: float = 2.0) -> np.ndarray:
+def top_regions(
+    cam: np.ndarray, k: int = 8, min_distance: int = 12, sigma: float = 2.0
+) -> np.ndarray:
     """(k', 3) array of (y, x, score) for the k strongest separated peaks of ``cam`` (Y, X)."""
-    smooth = gaussian(np.asarray(cam, dtype=np.float32), sigma=sigma, preserve_range=True)
-    peaks = peak_local_max(smooth, min_distance=min_distance, num_peaks=k,
-                           exclude_border=False)
+    smooth = gaussian(
+        np.asarray(cam, dtype=np.float32), sigma=sigma, preserve_range=True
+    )
+    peaks = peak_local_max(
+        smooth, min_distance=min_distance, num_peaks=k, exclude_border=False
+    )
     scores = smooth[tuple(peaks.T)] if len(peaks) else np.zeros(0)
     return np.column_stack([peaks.astype(float), scores]).reshape(-1, 3)
 
 
-def regions_table(cams: list[np.ndarray] | np.ndarray, times: np.ndarray, k: int = 8,
-                  min_distance: int = 12) -> np.ndarray:
+def regions_table(
+    cams: list[np.ndarray] | np.ndarray,
+    times: np.ndarray,
+    k: int = 8,
+    min_distance: int = 12,
+) -> np.ndarray:
     """(N, 4) rows (t, y, x, score) for the top-k regions of each map; t = first frame number."""
-    rows = [np.column_stack([np.full(len(r), t, float), r])
-            for t, cam in zip(times, cams)
-            for r in [top_regions(cam, k, min_distance)]]
+    rows = [
+        np.column_stack([np.full(len(r), t, float), r])
+        for t, cam in zip(times, cams, strict=True)
+        for r in [top_regions(cam, k, min_distance)]
+    ]
     return np.concatenate(rows).reshape(-1, 4) if rows else np.zeros((0, 4))
 
 
@@ -44,8 +54,13 @@ def write_regions_csv(table: np.ndarray, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
-def division_hits(table: np.ndarray, divisions: np.ndarray, delta: int = 1,
-                  radius: float = 20.0, frame_tolerance: int = 0) -> np.ndarray:
+def division_hits(
+    table: np.ndarray,
+    divisions: np.ndarray,
+    delta: int = 1,
+    radius: float = 20.0,
+    frame_tolerance: int = 0,
+) -> np.ndarray:
     """Which regions (rows t, y, x, score) lie on a division, (N,) bool.
 
     ``divisions`` is (M, 3): (t, y, x) with t the first frame of the daughters
@@ -53,10 +68,15 @@ def division_hits(table: np.ndarray, divisions: np.ndarray, delta: int = 1,
     the event when t0 < t <= t0 + delta. ``frame_tolerance`` widens that window
     on both sides (a mitotic cell is visible for a few frames around it).
     """
-    table, divisions = np.asarray(table, float), np.asarray(divisions, float).reshape(-1, 3)
+    table, divisions = (
+        np.asarray(table, float),
+        np.asarray(divisions, float).reshape(-1, 3),
+    )
     if len(table) == 0 or len(divisions) == 0:
         return np.zeros(len(table), bool)
     t0, td = table[:, :1], divisions[None, :, 0]
     in_time = (td > t0 - frame_tolerance) & (td <= t0 + delta + frame_tolerance)
-    dist = np.hypot(table[:, 1:2] - divisions[None, :, 1], table[:, 2:3] - divisions[None, :, 2])
+    dist = np.hypot(
+        table[:, 1:2] - divisions[None, :, 1], table[:, 2:3] - divisions[None, :, 2]
+    )
     return np.any(in_time & (dist <= radius), axis=1)

@@ -147,7 +147,7 @@ def _appearance(c: _Cell) -> tuple[float, float, float]:
     elif c.age >= c.cycle - len(_MOTHER_STAGES):
         a, b, peak = _MOTHER_STAGES[c.age - c.cycle + len(_MOTHER_STAGES)]
     else:
-        r = c.radius * (0.8 + 0.3 * c.age / c.cycle)  # slow interphase growth
+        r = c.radius * (0.9 + 0.1 * c.age / c.cycle)  # slow interphase growth
         return r * c.elong, r / c.elong, c.brightness
     return c.radius * a, c.radius * b, peak  # condensed chromatin: uniform brightness
 

@@ -28,9 +28,13 @@ def _axis(n: int, tile: int, halo: int) -> list[tuple[slice, slice, slice]]:
     return out
 
 
-def tile_grid(shape: tuple[int, int], tile: int, halo: int, multiple: int = 8) -> list[Tile]:
+def tile_grid(
+    shape: tuple[int, int], tile: int, halo: int, multiple: int = 8
+) -> list[Tile]:
     """Tiles covering ``shape`` (Y, X); ``tile`` and ``halo`` are rounded up to ``multiple``."""
     tile = -(-max(tile, multiple) // multiple) * multiple
     halo = -(-halo // multiple) * multiple
     ys, xs = _axis(shape[0], tile, halo), _axis(shape[1], tile, halo)
-    return [Tile((wy, wx), (iy, ix), (dy, dx)) for wy, iy, dy in ys for wx, ix, dx in xs]
+    return [
+        Tile((wy, wx), (iy, ix), (dy, dx)) for wy, iy, dy in ys for wx, ix, dx in xs
+    ]

@@ -32,9 +32,14 @@ RESUME = "resume.pt"
 METRICS = "metrics.jsonl"
 
 
-def train(config: TapConfig, videos: Sequence[Video], out: str | Path,
-          device: str = "auto", resume: bool = False,
-          stop: Callable[[], bool] = lambda: False) -> Iterator[Event]:
+def train(
+    config: TapConfig,
+    videos: Sequence[Video],
+    out: str | Path,
+    device: str = "auto",
+    resume: bool = False,
+    stop: Callable[[], bool] = lambda: False,
+) -> Iterator[Event]:
     """Train a TAP model on ``videos`` into the folder ``out``.
 
     Yields
@@ -52,8 +57,14 @@ def train(config: TapConfig, videos: Sequence[Video], out: str | Path,
     if dev.type == "cpu":
         tune_cpu_allocator()
     tc = config.train
-    train_s = PairSampler(videos, config.data.delta, config.data.split_train,
-                          config.data.size, dev, augment=config.data.augment)
+    train_s = PairSampler(
+        videos,
+        config.data.delta,
+        config.data.split_train,
+        config.data.size,
+        dev,
+        augment=config.data.augment,
+    )
     val_x, val_y = _validation_set(videos, config, dev)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(tc.seed)
@@ -65,8 +76,12 @@ def train(config: TapConfig, videos: Sequence[Video], out: str | Path,
     step_net = torch.compile(net) if tc.compile else net
     opt = torch.optim.Adam(net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     sched = torch.optim.lr_scheduler.CyclicLR(
-        opt, base_lr=tc.lr / 10, max_lr=tc.lr, step_size_up=max(1, tc.steps_per_epoch),
-        cycle_momentum=False)
+        opt,
+        base_lr=tc.lr / 10,
+        max_lr=tc.lr,
+        step_size_up=max(1, tc.steps_per_epoch),
+        cycle_momentum=False,
+    )
     gen = torch.Generator(device=dev).manual_seed(tc.seed)
     start, best = _restore(out, net, opt, sched, gen) if resume else (0, math.inf)
     out.mkdir(parents=True, exist_ok=True)
@@ -74,8 +89,12 @@ def train(config: TapConfig, videos: Sequence[Video], out: str | Path,
     log.info("training on %s: %d train pairs", dev, train_s.n_pairs)
     amp = tc.amp and dev.type in ("cuda", "cpu")
     for epoch in range(start, tc.epochs):
-        stats = yield from _epoch(step_net, opt, sched, train_s, gen, config, amp, stop, epoch)
-        if stats is None:  # stopped mid-epoch: the last completed epoch stays the last model
+        stats = yield from _epoch(
+            step_net, opt, sched, train_s, gen, config, amp, stop, epoch
+        )
+        if (
+            stats is None
+        ):  # stopped mid-epoch: the last completed epoch stays the last model
             if not (out / "weights_last.safetensors").exists():
                 model.save(out, "last")
             break
@@ -98,14 +117,16 @@ def train(config: TapConfig, videos: Sequence[Video], out: str | Path,
 def _check_out(out: Path, resume: bool) -> None:
     has_model = (out / CONFIG).exists()
     if resume and not (out / RESUME).exists():
-        raise ConfigError(f"cannot resume: {out / RESUME} does not exist; train without --resume.")
+        raise ConfigError(
+            f"cannot resume: {out / RESUME} does not exist; train without --resume."
+        )
     if has_model and not resume:
         raise ConfigError(
             f"{out} already holds a model; use --resume to continue it or choose another --out."
         )
 
 
-def _epoch(net, opt, sched, sampler, gen, config, amp, stop, epoch):  # noqa: ANN001, ANN202
+def _epoch(net, opt, sched, sampler, gen, config, amp, stop, epoch):
     """One epoch of steps; yields Progress, returns {"loss", "acc"} or None if stopped."""
     tc = config.train
     net.train()
@@ -124,15 +145,28 @@ def _epoch(net, opt, sched, sampler, gen, config, amp, stop, epoch):  # noqa: AN
         info = {}
         if (step + 1) % every == 0 or step + 1 == n:
             done = (step + 1) * tc.batch_size
-            info = {"loss": loss_sum.item() / (step + 1), "acc": correct.item() / done,
-                    "samples/s": done / (time.perf_counter() - t0), "epoch": epoch + 1}
+            info = {
+                "loss": loss_sum.item() / (step + 1),
+                "acc": correct.item() / done,
+                "samples/s": done / (time.perf_counter() - t0),
+                "epoch": epoch + 1,
+            }
         yield Progress("train", epoch * n + step + 1, tc.epochs * n, info)
-    return {"loss": loss_sum.item() / n, "acc": correct.item() / (n * tc.batch_size),
-            "samples_per_s": n * tc.batch_size / (time.perf_counter() - t0)}
+    return {
+        "loss": loss_sum.item() / n,
+        "acc": correct.item() / (n * tc.batch_size),
+        "samples_per_s": n * tc.batch_size / (time.perf_counter() - t0),
+    }
 
 
-def train_step(net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
-               y: torch.Tensor, tc: TrainConfig, amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def train_step(
+    net: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    tc: TrainConfig,
+    amp: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step on pairs ``x`` (B, 2, S, S); returns detached (loss, logits)."""
     with autocast(x.device, amp):
         logits, z = net(x)
@@ -143,14 +177,16 @@ def train_step(net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor
     return loss.detach(), logits.detach()
 
 
-def _validation_set(videos: Sequence[Video], config: TapConfig, dev: torch.device):  # noqa: ANN202
-    """Fixed validation pairs (no augmentation) drawn once with the run's seed."""
+def _validation_set(videos: Sequence[Video], config: TapConfig, dev: torch.device):
+    """Draw the fixed validation pairs (no augmentation) once, with the run's seed."""
     d, tc = config.data, config.train
     try:
         sampler = PairSampler(videos, d.delta, d.split_val, d.size, dev)
     except VideoError:
-        log.warning("no validation pairs in split_val %s; validating on training frames",
-                    d.split_val)
+        log.warning(
+            "no validation pairs in split_val %s; validating on training frames",
+            d.split_val,
+        )
         sampler = PairSampler(videos, d.delta, d.split_train, d.size, dev)
     gen = torch.Generator(device=dev).manual_seed(tc.seed + 1)
     n = max(tc.val_samples, 2)
@@ -158,12 +194,12 @@ def _validation_set(videos: Sequence[Video], config: TapConfig, dev: torch.devic
 
 
 @torch.no_grad()
-def _evaluate(net, x, y, config: TapConfig, amp: bool) -> dict[str, float]:  # noqa: ANN001
+def _evaluate(net, x, y, config: TapConfig, amp: bool) -> dict[str, float]:
     net.eval()
     tc = config.train
     loss_sum, correct = 0.0, 0
     for i in range(0, len(x), tc.batch_size):
-        xb, yb = x[i:i + tc.batch_size], y[i:i + tc.batch_size]
+        xb, yb = x[i : i + tc.batch_size], y[i : i + tc.batch_size]
         with autocast(x.device, amp):
             logits, z = net(xb)
             loss, _ = tap_loss(logits, yb, z, tc.lambda_decorrelation, tc.temperature)
@@ -177,16 +213,21 @@ def _log_metrics(out: Path, epoch: int, stats: dict[str, float]) -> None:
         f.write(json.dumps({"epoch": epoch + 1, **stats}) + "\n")
 
 
-def _save_resume(out: Path, net, opt, sched, gen, epoch: int, best: float) -> None:  # noqa: ANN001
-    state = {"epoch": epoch, "best_val_loss": best, "net": net.state_dict(),
-             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-             "generator": gen.get_state()}
+def _save_resume(out: Path, net, opt, sched, gen, epoch: int, best: float) -> None:
+    state = {
+        "epoch": epoch,
+        "best_val_loss": best,
+        "net": net.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "generator": gen.get_state(),
+    }
     tmp = atomic_path(out / RESUME)
     torch.save(state, tmp)
     os.replace(tmp, out / RESUME)
 
 
-def _restore(out: Path, net, opt, sched, gen) -> tuple[int, float]:  # noqa: ANN001
+def _restore(out: Path, net, opt, sched, gen) -> tuple[int, float]:
     state = torch.load(out / RESUME, map_location="cpu", weights_only=True)
     net.load_state_dict(state["net"])
     opt.load_state_dict(state["optimizer"])

@@ -23,25 +23,72 @@ def _fail(capsys, argv: list[str], words: str) -> str:
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    last = err.strip().splitlines()[-1]  # after any progress bar: the message, on one line
+    last = err.strip().splitlines()[
+        -1
+    ]  # after any progress bar: the message, on one line
     assert last.startswith("napari-tarrow ") and words in last, err
     return last
 
 
 def test_train_attribute_features_round_trip(tmp_path, video_tif, capsys) -> None:
     model = tmp_path / "model"
-    assert main(["-q", "train", str(video_tif), "--out", str(model), "--size", "32",
-                 "--batch-size", "4", "--epochs", "2", "--samples-per-epoch", "8",
-                 "--val-samples", "4", "--features", "8", "--split-train", "0", "0.7",
-                 "--split-val", "0.7", "1", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "train",
+                str(video_tif),
+                "--out",
+                str(model),
+                "--size",
+                "32",
+                "--batch-size",
+                "4",
+                "--epochs",
+                "2",
+                "--samples-per-epoch",
+                "8",
+                "--val-samples",
+                "4",
+                "--features",
+                "8",
+                "--split-train",
+                "0",
+                "0.7",
+                "--split-val",
+                "0.7",
+                "1",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert (model / "weights_best.safetensors").exists()
     lines = (model / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
     assert json.loads((model / "config.json").read_text())["model"]["features"] == 8
 
     cam, regions = tmp_path / "cam.tif", tmp_path / "regions.csv"
-    assert main(["-q", "attribute", str(model), str(video_tif), "--out", str(cam),
-                 "--regions", str(regions), "--top-k", "3", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "attribute",
+                str(model),
+                str(video_tif),
+                "--out",
+                str(cam),
+                "--regions",
+                str(regions),
+                "--top-k",
+                "3",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     maps = tifffile.imread(cam)
     assert maps.shape == (11, 80, 72) and maps.dtype == np.float32
     rows = np.loadtxt(regions, delimiter=",", skiprows=1).reshape(-1, 4)
@@ -49,8 +96,23 @@ def test_train_attribute_features_round_trip(tmp_path, video_tif, capsys) -> Non
     assert regions.read_text().startswith("t,y,x,score")
 
     feats = tmp_path / "f.tif"
-    assert main(["-q", "features", str(model), str(video_tif), "--out", str(feats),
-                 "--dtype", "float32", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "features",
+                str(model),
+                str(video_tif),
+                "--out",
+                str(feats),
+                "--dtype",
+                "float32",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     z = tifffile.imread(feats)
     assert z.shape == (12, 8, 80, 72) and z.dtype == np.float32
     side = json.loads(Path(f"{feats}.json").read_text())
@@ -60,11 +122,28 @@ def test_train_attribute_features_round_trip(tmp_path, video_tif, capsys) -> Non
         assert tif.series[0].axes == "TCYX"
 
     # resume continues the same run to more epochs
-    assert main(["-q", "train", str(video_tif), "--out", str(model), "--epochs", "3",
-                 "--resume", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "train",
+                str(video_tif),
+                "--out",
+                str(model),
+                "--epochs",
+                "3",
+                "--resume",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert len((model / "metrics.jsonl").read_text().splitlines()) == 3
     # an existing model is never overwritten by a new run
-    _fail(capsys, ["train", str(video_tif), "--out", str(model)], "already holds a model")
+    _fail(
+        capsys, ["train", str(video_tif), "--out", str(model)], "already holds a model"
+    )
 
 
 def test_bad_inputs_exit_2_with_one_line(tmp_path, tiny_model_dir, capsys) -> None:
@@ -75,43 +154,125 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, tiny_model_dir, capsys) -> No
         "rgb.tif": (np.zeros((4, 64, 64, 3), "u1"), "RGB"),
     }
     for name, (data, words) in cases.items():
-        tifffile.imwrite(tmp_path / name, data, photometric="rgb" if data.ndim == 4 else "minisblack")
-        _fail(capsys, ["attribute", m, str(tmp_path / name), "--out", str(tmp_path / "o.tif")],
-              words)
+        tifffile.imwrite(
+            tmp_path / name, data, photometric="rgb" if data.ndim == 4 else "minisblack"
+        )
+        _fail(
+            capsys,
+            ["attribute", m, str(tmp_path / name), "--out", str(tmp_path / "o.tif")],
+            words,
+        )
     nan = np.random.default_rng(0).random((4, 64, 64)).astype("f4")
     nan[2, 3, 3] = np.nan
     tifffile.imwrite(tmp_path / "nan.tif", nan, photometric="minisblack")
-    _fail(capsys, ["features", m, str(tmp_path / "nan.tif"), "--out", str(tmp_path / "o.tif")],
-          "frame 2 contains NaN")
-    tifffile.imwrite(tmp_path / "short.tif", np.zeros((3, 64, 64), "u2"), photometric="minisblack")
-    _fail(capsys, ["attribute", m, str(tmp_path / "short.tif"), "--delta", "3",
-                   "--out", str(tmp_path / "o.tif")], "no pair of frames 3 apart")
-    _fail(capsys, ["train", str(tmp_path / "short.tif"), "--out", str(tmp_path / "m"),
-                   "--delta", "5"], "no frame pairs with delta")
-    _fail(capsys, ["attribute", m, str(tmp_path / "missing.tif"), "--out",
-                   str(tmp_path / "o.tif")], "does not exist")
-    _fail(capsys, ["attribute", str(tmp_path), str(tmp_path / "short.tif"), "--out",
-                   str(tmp_path / "o.tif")], "not a napari-tarrow model folder")
-    _fail(capsys, ["train", str(tmp_path / "short.tif"), "--out", str(tmp_path / "m"),
-                   "--size", "20"], "size=20")
+    _fail(
+        capsys,
+        ["features", m, str(tmp_path / "nan.tif"), "--out", str(tmp_path / "o.tif")],
+        "frame 2 contains NaN",
+    )
+    tifffile.imwrite(
+        tmp_path / "short.tif", np.zeros((3, 64, 64), "u2"), photometric="minisblack"
+    )
+    _fail(
+        capsys,
+        [
+            "attribute",
+            m,
+            str(tmp_path / "short.tif"),
+            "--delta",
+            "3",
+            "--out",
+            str(tmp_path / "o.tif"),
+        ],
+        "no pair of frames 3 apart",
+    )
+    _fail(
+        capsys,
+        [
+            "train",
+            str(tmp_path / "short.tif"),
+            "--out",
+            str(tmp_path / "m"),
+            "--delta",
+            "5",
+        ],
+        "no frame pairs with delta",
+    )
+    _fail(
+        capsys,
+        [
+            "attribute",
+            m,
+            str(tmp_path / "missing.tif"),
+            "--out",
+            str(tmp_path / "o.tif"),
+        ],
+        "does not exist",
+    )
+    _fail(
+        capsys,
+        [
+            "attribute",
+            str(tmp_path),
+            str(tmp_path / "short.tif"),
+            "--out",
+            str(tmp_path / "o.tif"),
+        ],
+        "not a napari-tarrow model folder",
+    )
+    _fail(
+        capsys,
+        [
+            "train",
+            str(tmp_path / "short.tif"),
+            "--out",
+            str(tmp_path / "m"),
+            "--size",
+            "20",
+        ],
+        "size=20",
+    )
 
 
-def test_failed_run_never_replaces_an_existing_output(tmp_path, tiny_model_dir, capsys) -> None:
+def test_failed_run_never_replaces_an_existing_output(
+    tmp_path, tiny_model_dir, capsys
+) -> None:
     out = tmp_path / "cam.tif"
     out.write_bytes(b"precious")
     nan = np.random.default_rng(0).random((5, 64, 64)).astype("f4")
     nan[3, 0, 0] = np.nan  # fails after a few maps were written
     tifffile.imwrite(tmp_path / "nan.tif", nan, photometric="minisblack")
-    _fail(capsys, ["attribute", str(tiny_model_dir), str(tmp_path / "nan.tif"),
-                   "--out", str(out)], "NaN")
+    _fail(
+        capsys,
+        [
+            "attribute",
+            str(tiny_model_dir),
+            str(tmp_path / "nan.tif"),
+            "--out",
+            str(out),
+        ],
+        "NaN",
+    )
     assert out.read_bytes() == b"precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cam.tif", "nan.tif"]
 
 
 def test_console_script_runs_as_a_process(tmp_path) -> None:
-    r = subprocess.run([sys.executable, "-m", "napari_tarrow.cli", "attribute",
-                        str(tmp_path), str(tmp_path / "v.tif"), "--out", str(tmp_path / "o.tif")],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "napari_tarrow.cli",
+            "attribute",
+            str(tmp_path),
+            str(tmp_path / "v.tif"),
+            "--out",
+            str(tmp_path / "o.tif"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "not a napari-tarrow model" in r.stderr
     assert "Traceback" not in r.stderr

@@ -25,9 +25,25 @@ def test_hela_folder_with_gaps_is_read(shared_data) -> None:
 
 def test_cli_attribute_on_hela(shared_data, tiny_model_dir, tmp_path) -> None:
     out, regions = tmp_path / "cam.tif", tmp_path / "r.csv"
-    assert main(["-q", "attribute", str(tiny_model_dir), str(shared_data / "hela-ctc02" / "02"),
-                 "--out", str(out), "--regions", str(regions), "--top-k", "6",
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "attribute",
+                str(tiny_model_dir),
+                str(shared_data / "hela-ctc02" / "02"),
+                "--out",
+                str(out),
+                "--regions",
+                str(regions),
+                "--top-k",
+                "6",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     maps = tifffile.imread(out)
     assert maps.shape == (29, 700, 1100) and maps.dtype == np.float32
     assert np.isfinite(maps).all() and (maps.reshape(29, -1).max(1) > 0).all()

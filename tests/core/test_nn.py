@@ -29,11 +29,15 @@ def test_head_swaps_logits_exactly(training: bool) -> None:
 @pytest.mark.parametrize("training", [True, False])
 def test_whole_model_is_equivariant(training: bool) -> None:
     torch.manual_seed(1)
-    net = TapNet(ModelConfig(features=8, unet_channels=8, head_features=8)).train(training)
+    net = TapNet(ModelConfig(features=8, unet_channels=8, head_features=8)).train(
+        training
+    )
     x = torch.randn(3, 2, 40, 48)
     a, _ = net(x)
     b, _ = net(x.flip(1))
-    if training:  # backbone BatchNorm batch statistics sum in another order: rounding only
+    if (
+        training
+    ):  # backbone BatchNorm batch statistics sum in another order: rounding only
         torch.testing.assert_close(b, a.flip(1), rtol=0, atol=1e-5)
     else:
         assert torch.equal(b, a.flip(1))

@@ -6,23 +6,45 @@ import sys
 
 import pytest
 
-CORE = ["config", "events", "errors", "sample_data", "data.video", "data.pairs",
-        "data.augment", "nn.tapnet", "model", "train", "features", "attribution",
-        "regions", "export", "evaluate", "cli", "demo"]
+CORE = [
+    "config",
+    "events",
+    "errors",
+    "sample_data",
+    "data.video",
+    "data.pairs",
+    "data.augment",
+    "nn.tapnet",
+    "model",
+    "train",
+    "features",
+    "attribution",
+    "regions",
+    "export",
+    "evaluate",
+    "cli",
+    "demo",
+]
 
 
 def test_core_never_imports_qt_or_napari() -> None:
-    code = ("import sys, importlib\n"
-            f"for m in {CORE!r}: importlib.import_module('napari_tarrow.' + m)\n"
-            "bad = [m for m in ('qtpy', 'napari', 'magicgui', 'PyQt6') if m in sys.modules]\n"
-            "print(bad)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    code = (
+        "import sys, importlib\n"
+        f"for m in {CORE!r}: importlib.import_module('napari_tarrow.' + m)\n"
+        "bad = [m for m in ('qtpy', 'napari', 'magicgui', 'PyQt6') if m in sys.modules]\n"
+        "print(bad)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "[]"
 
 
 def test_package_import_is_cheap() -> None:
     code = "import sys, napari_tarrow; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "False"
 
 
@@ -35,5 +57,5 @@ def test_manifest_is_valid_and_sample_data_opens() -> None:
     (cmd,) = [c for c in manifest.contributions.commands if c.id == sample.command]
     module, func = cmd.python_name.split(":")
     layers = getattr(importlib.import_module(module), func)()
-    data, meta, kind = layers[0]
+    data, _meta, kind = layers[0]
     assert kind == "image" and data.ndim == 3 and data.shape[0] >= 2

@@ -46,7 +46,9 @@ def test_joint_augmentation_keeps_the_pair_aligned() -> None:
     assert out.shape == (16, 2, 32, 32)
     # jointly transformed: the pixel-wise relation survives up to the joint intensity change
     a, b = out[:, 0], out[:, 1]
-    fit = ((a - a.mean((1, 2), keepdim=True)) * (b - b.mean((1, 2), keepdim=True))).mean((1, 2))
+    fit = (
+        (a - a.mean((1, 2), keepdim=True)) * (b - b.mean((1, 2), keepdim=True))
+    ).mean((1, 2))
     corr = fit / (a.std((1, 2)) * b.std((1, 2)))
     assert corr.min() > 0.999
     # ... while the geometry did change
@@ -69,5 +71,7 @@ def test_no_pairs_in_interval_is_a_clear_error() -> None:
 
 def test_frames_smaller_than_crop_are_padded() -> None:
     v = Video(np.random.default_rng(0).random((4, 20, 30), dtype=np.float32))
-    x, _ = PairSampler([v], [1], (0, 1), 32, torch.device("cpu")).sample(4, torch.Generator())
+    x, _ = PairSampler([v], [1], (0, 1), 32, torch.device("cpu")).sample(
+        4, torch.Generator()
+    )
     assert x.shape == (4, 2, 32, 32)

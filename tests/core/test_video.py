@@ -10,7 +10,9 @@ from napari_tarrow.errors import VideoError
 
 def test_frames_are_normalised_per_frame() -> None:
     rng = np.random.default_rng(0)
-    x = np.stack([rng.random((64, 64)) * 10 + 100, rng.random((64, 64)) * 1000]).astype("u2")
+    x = np.stack([rng.random((64, 64)) * 10 + 100, rng.random((64, 64)) * 1000]).astype(
+        "u2"
+    )
     v = Video(x, percentiles=(1, 99))
     for i in range(2):
         f = v.frame(i)
@@ -49,8 +51,13 @@ def test_multipage_tiff_is_read_lazily(tmp_path) -> None:
 
 @pytest.mark.parametrize(
     ("shape", "words"),
-    [((64, 64), "single 2D image"), ((1, 64, 64), "single frame"),
-     ((5, 64, 64, 3), "RGB"), ((5, 2, 64, 64), "expected (T, Y, X)"), ((5, 8, 8), "16x16")],
+    [
+        ((64, 64), "single 2D image"),
+        ((1, 64, 64), "single frame"),
+        ((5, 64, 64, 3), "RGB"),
+        ((5, 2, 64, 64), "expected (T, Y, X)"),
+        ((5, 8, 8), "16x16"),
+    ],
 )
 def test_bad_shapes_name_the_problem(shape, words) -> None:
     with pytest.raises(VideoError, match=re.escape(words)):

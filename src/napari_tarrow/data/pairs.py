@@ -36,9 +36,15 @@ class PairSampler:
         Apply :func:`augment_pairs` (crops of :func:`input_size` are gathered first).
     """
 
-    def __init__(self, videos: Sequence[Video], deltas: Sequence[int],
-                 interval: tuple[float, float], size: int, device: torch.device,
-                 augment: bool = False) -> None:
+    def __init__(
+        self,
+        videos: Sequence[Video],
+        deltas: Sequence[int],
+        interval: tuple[float, float],
+        size: int,
+        device: torch.device,
+        augment: bool = False,
+    ) -> None:
         self.size, self.device, self.augment = size, device, augment
         self.crop = input_size(size) if augment else size
         self.frames: list[torch.Tensor] = []
@@ -71,24 +77,34 @@ class PairSampler:
         """Number of distinct frame pairs available."""
         return sum(len(p) for p in self.pairs)
 
-    def sample(self, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(
+        self, batch: int, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(pairs (B, 2, size, size) float32, labels (B,) int64)."""
         if len(self.frames) == 1:
             x = self._crops(self.frames[0], self.pairs[0], batch, gen)
         else:  # gather for every video, then select: no host synchronisation
-            which = torch.multinomial(self.weights, batch, replacement=True, generator=gen)
+            which = torch.multinomial(
+                self.weights, batch, replacement=True, generator=gen
+            )
             x = torch.zeros((batch, 2, self.crop, self.crop), device=self.device)
-            for v, (frames, pairs) in enumerate(zip(self.frames, self.pairs)):
-                x = torch.where((which == v).view(-1, 1, 1, 1),
-                                self._crops(frames, pairs, batch, gen), x)
+            for v, (frames, pairs) in enumerate(
+                zip(self.frames, self.pairs, strict=True)
+            ):
+                x = torch.where(
+                    (which == v).view(-1, 1, 1, 1),
+                    self._crops(frames, pairs, batch, gen),
+                    x,
+                )
         labels = torch.randint(0, 2, (batch,), generator=gen, device=self.device)
         x = torch.where(labels.view(-1, 1, 1, 1).bool(), x.flip(1), x)
         if self.augment:
             x = augment_pairs(x, self.size, gen)
         return x, labels
 
-    def _crops(self, frames: torch.Tensor, pairs: torch.Tensor, n: int,
-               gen: torch.Generator) -> torch.Tensor:
+    def _crops(
+        self, frames: torch.Tensor, pairs: torch.Tensor, n: int, gen: torch.Generator
+    ) -> torch.Tensor:
         dev, s = self.device, self.crop
         k = torch.randint(0, len(pairs), (n,), generator=gen, device=dev)
         h, w = frames.shape[1:]

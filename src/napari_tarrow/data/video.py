@@ -50,7 +50,9 @@ class Video:
         n = frames.shape[0]
         self.times = np.arange(n) if times is None else np.asarray(times, dtype=int)
         if len(self.times) != n or np.any(np.diff(self.times) <= 0):
-            raise VideoError(f"{name}: frame numbers must be increasing, one per frame.")
+            raise VideoError(
+                f"{name}: frame numbers must be increasing, one per frame."
+            )
         if n < 2:
             raise VideoError(
                 f"{name} has a single frame; TAP needs a time-lapse with at least 2 frames."
@@ -79,7 +81,9 @@ class Video:
         lo, hi = np.percentile(x[:: max(1, x.shape[0] // 512)], self.percentiles)
         return (x - float(lo)) * np.float32(1.0 / max(float(hi - lo), 1e-6))
 
-    def pairs(self, delta: int, interval: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    def pairs(
+        self, delta: int, interval: tuple[float, float] = (0.0, 1.0)
+    ) -> np.ndarray:
         """Positions (i, j) with ``times[j] - times[i] == delta``, both inside ``interval``.
 
         ``interval`` is a fraction of the video's time span; a pair belongs to it
@@ -117,7 +121,9 @@ def _check_shape(shape: tuple[int, ...] | None, name: str) -> None:
         raise VideoError(f"{name} frames are {shape[1:]} pixels; need at least 16x16.")
 
 
-def read_video(path: str | Path, percentiles: tuple[float, float] = (1.0, 99.8)) -> Video:
+def read_video(
+    path: str | Path, percentiles: tuple[float, float] = (1.0, 99.8)
+) -> Video:
     """Open a (T, Y, X) TIFF or a folder of 2D TIFF frames (``t000.tif``, ...) lazily.
 
     In a folder, frame numbers come from the last number in each file name; a
@@ -125,11 +131,15 @@ def read_video(path: str | Path, percentiles: tuple[float, float] = (1.0, 99.8))
     """
     path = Path(path)
     if not path.exists():
-        raise VideoError(f"{path} does not exist; give a (T, Y, X) TIFF or a folder of frames.")
+        raise VideoError(
+            f"{path} does not exist; give a (T, Y, X) TIFF or a folder of frames."
+        )
     if path.is_dir():
         return _read_folder(path, percentiles)
     if path.suffix.lower() not in _TIFF_SUFFIXES:
-        raise VideoError(f"{path}: unsupported file type; give a .tif/.tiff or a folder.")
+        raise VideoError(
+            f"{path}: unsupported file type; give a .tif/.tiff or a folder."
+        )
     import tifffile
 
     try:
@@ -157,7 +167,12 @@ class _LazyTiffPages:
     """(T, Y, X) view of a multi-page TIFF that reads one page per index."""
 
     def __init__(self, path: Path, shape: tuple[int, ...], tifffile: Any) -> None:
-        self.path, self.shape, self.ndim, self._tifffile = path, shape, len(shape), tifffile
+        self.path, self.shape, self.ndim, self._tifffile = (
+            path,
+            shape,
+            len(shape),
+            tifffile,
+        )
 
     def __getitem__(self, i: int) -> np.ndarray:
         return self._tifffile.imread(self.path, key=int(i))
@@ -193,11 +208,15 @@ def _read_folder(path: Path, percentiles: tuple[float, float]) -> Video:
         if f.suffix.lower() in _TIFF_SUFFIXES and m:
             numbered.append((int(m.group(1)), f))
     if not numbered:
-        raise VideoError(f"{path} holds no numbered TIFF frames (expected t000.tif, t001.tif, ...).")
+        raise VideoError(
+            f"{path} holds no numbered TIFF frames (expected t000.tif, t001.tif, ...)."
+        )
     numbered.sort()
     times = [t for t, _ in numbered]
     if len(set(times)) != len(times):
-        raise VideoError(f"{path}: two files share a frame number; keep one file per frame.")
+        raise VideoError(
+            f"{path}: two files share a frame number; keep one file per frame."
+        )
     first = tifffile.imread(numbered[0][1])
     if first.ndim != 2:
         raise VideoError(

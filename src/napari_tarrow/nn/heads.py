@@ -21,10 +21,18 @@ class FrameBatchNorm(nn.BatchNorm2d):
     """
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        b, t, c = y.shape[:3]
+        t, c = y.shape[1:3]
         if not self.training:
-            out = F.batch_norm(y.flatten(0, 1), self.running_mean, self.running_var,
-                               self.weight, self.bias, False, 0.0, self.eps)
+            out = F.batch_norm(
+                y.flatten(0, 1),
+                self.running_mean,
+                self.running_var,
+                self.weight,
+                self.bias,
+                False,
+                0.0,
+                self.eps,
+            )
             return out.view_as(y)
         dims = [0, *range(2, y.ndim - 1)]  # B and spatial axes of (B, C, Y, X)
         n = y.numel() // c
@@ -34,7 +42,9 @@ class FrameBatchNorm(nn.BatchNorm2d):
         with torch.no_grad():
             self.num_batches_tracked.add_(1)
             self.running_mean.lerp_(mean.detach().float(), self.momentum)
-            self.running_var.lerp_(var.detach().float() * n / max(n - 1, 1), self.momentum)
+            self.running_var.lerp_(
+                var.detach().float() * n / max(n - 1, 1), self.momentum
+            )
         y = (y - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         return y * self.weight.view(shape) + self.bias.view(shape)
 
@@ -50,16 +60,18 @@ class EquivariantLayer(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """(B, T, C_in, ...) -> (B, T, C_out, ...)."""
         zc = z.movedim(2, -1)  # channels last for Linear
-        mean = zc.sum(1, keepdim=True) / z.shape[1]  # frame sum: order-independent for T=2
+        mean = (
+            zc.sum(1, keepdim=True) / z.shape[1]
+        )  # frame sum: order-independent for T=2
         return (self.L(zc) + self.G(mean)).movedim(-1, 2)
 
 
 class TimeArrowHead(nn.Module):
-    """Two equivariant layers with BatchNorm + LeakyReLU, global average pooling,
-    and a last equivariant layer giving one logit per frame: (B, T, C, Y, X) -> (B, T).
+    """Permutation-equivariant time-arrow head: (B, T, C, Y, X) -> logits (B, T).
 
-    Swapping frames swaps the logits. ``softmax(logits)[k]`` is the probability
-    that frame k is the earlier one.
+    Two equivariant layers with BatchNorm + LeakyReLU, global average pooling, and
+    a last equivariant layer giving one logit per frame. Swapping frames swaps the
+    logits; ``softmax(logits)[k]`` is the probability that frame k is the earlier one.
     """
 
     def __init__(self, features: int, hidden: int) -> None:

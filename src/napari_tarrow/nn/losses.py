@@ -21,9 +21,13 @@ def decorrelation_loss(z: torch.Tensor, temperature: float = 0.2) -> torch.Tenso
     return -torch.diagonal(torch.log_softmax(corr, dim=-1), dim1=-2, dim2=-1).mean()
 
 
-def tap_loss(logits: torch.Tensor, labels: torch.Tensor, z: torch.Tensor,
-             lambda_decorrelation: float = 0.01, temperature: float = 0.2
-             ) -> tuple[torch.Tensor, torch.Tensor]:
+def tap_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    z: torch.Tensor,
+    lambda_decorrelation: float = 0.01,
+    temperature: float = 0.2,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(total loss, cross-entropy). ``labels`` holds the index of the earlier frame."""
     ce = F.cross_entropy(logits.float(), labels)
     if lambda_decorrelation == 0:

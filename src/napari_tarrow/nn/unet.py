@@ -27,17 +27,24 @@ class UNet(nn.Module):
     on that grid reproduce the untiled result (zero padding = the convs' own).
     """
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 32,
-                 channels: int = 32, depth: int = 3) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 32,
+        channels: int = 32,
+        depth: int = 3,
+    ) -> None:
         super().__init__()
         widths = [channels * 2**i for i in range(depth + 1)]
         self.depth = depth
         self.down = nn.ModuleList(
-            conv_block(cin, cout) for cin, cout in zip([in_channels, *widths[:-2]], widths[:-1])
+            conv_block(cin, cout)
+            for cin, cout in zip([in_channels, *widths[:-2]], widths[:-1], strict=True)
         )
         self.bottom = conv_block(widths[-2], widths[-1])
         self.up = nn.ModuleList(
-            conv_block(widths[i + 1] + widths[i], widths[i]) for i in reversed(range(depth))
+            conv_block(widths[i + 1] + widths[i], widths[i])
+            for i in reversed(range(depth))
         )
         self.out = nn.Conv2d(widths[0], out_channels, 1)
 
@@ -52,7 +59,7 @@ class UNet(nn.Module):
             skips.append(x)
             x = F.max_pool2d(x, 2)
         x = self.bottom(x)
-        for block, skip in zip(self.up, reversed(skips)):
+        for block, skip in zip(self.up, reversed(skips), strict=True):
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
             x = block(torch.cat([x, skip], dim=1))
         return self.out(x)[..., :h, :w]
@@ -60,4 +67,8 @@ class UNet(nn.Module):
     @property
     def receptive_radius(self) -> int:
         """Pixels of context each output pixel depends on (a safe tiling halo)."""
-        return sum(2 * 2**i for i in range(self.depth)) * 2 + 2 * 2**self.depth + 2**self.depth
+        return (
+            sum(2 * 2**i for i in range(self.depth)) * 2
+            + 2 * 2**self.depth
+            + 2**self.depth
+        )
