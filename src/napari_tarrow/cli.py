@@ -277,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--out", default="tarrow_demo", help="output folder (default ./tarrow_demo)"
     )
-    d.add_argument("--epochs", type=int, default=12)
+    d.add_argument("--epochs", type=int, default=20)
     d.add_argument("--device", default="auto")
     d.set_defaults(func=cmd_demo)
     return p

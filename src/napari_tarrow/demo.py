@@ -55,7 +55,7 @@ def simulate_fields(
 def run_demo(
     out: Path,
     device: str = "auto",
-    epochs: int = 12,
+    epochs: int = 20,
     quiet: bool = False,
     stop: Callable[[], bool] = lambda: False,
     top_k: int = 3,
