@@ -1,8 +1,10 @@
 """CLI round trip and bad input: in-process ``main()`` for speed, one real subprocess."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -276,3 +278,51 @@ def test_console_script_runs_as_a_process(tmp_path) -> None:
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "not a napari-tarrow model" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_ctrl_c_stops_training_cleanly_and_keeps_the_model(tmp_path, video_tif) -> None:
+    out = tmp_path / "model"
+    args = [
+        "train",
+        str(video_tif),
+        "--out",
+        str(out),
+        "--size",
+        "32",
+        "--batch-size",
+        "4",
+        "--epochs",
+        "1000",
+        "--samples-per-epoch",
+        "8",
+        "--val-samples",
+        "4",
+        "--features",
+        "8",
+        "--split-train",
+        "0",
+        "0.7",
+        "--split-val",
+        "0.7",
+        "1",
+        "--device",
+        "cpu",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "napari_tarrow.cli", "-q", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "metrics.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert "stopped early" in stdout and "Traceback" not in stderr
+    epochs = len((out / "metrics.jsonl").read_text().splitlines())
+    assert 1 <= epochs < 1000
+    from napari_tarrow.model import TapModel
+
+    TapModel.from_folder(out)  # the kept model loads

@@ -43,7 +43,9 @@ def test_folder_with_gaps(tmp_path) -> None:
 
 def test_multipage_tiff_is_read_lazily(tmp_path) -> None:
     x = np.arange(4 * 32 * 32, dtype="u2").reshape(4, 32, 32)
-    tifffile.imwrite(tmp_path / "v.tif", x, compression="zlib", photometric="minisblack")
+    tifffile.imwrite(
+        tmp_path / "v.tif", x, compression="zlib", photometric="minisblack"
+    )
     v = read_video(tmp_path / "v.tif")
     assert v.shape == (4, 32, 32)
     np.testing.assert_array_equal(v.raw(2), x[2])
