@@ -25,7 +25,7 @@ import torch
 
 from . import __version__
 from .data.video import Video
-from .errors import Cancelled, VideoError
+from .errors import Cancelled, TarrowError, VideoError
 from .events import Done, Event, FrameDone, Progress
 from .export import tiff_stream, write_sidecar
 from .features import DEFAULT_TILE, frame_features
@@ -111,6 +111,8 @@ def export_attribution(
     (t, y, x, score), t being the pair's first frame number. Yields Progress
     per pair and ``Done(table)`` with the (N, 4) regions table.
     """
+    if regions is not None and not Path(regions).parent.is_dir():
+        raise TarrowError(f"folder of {regions} does not exist; create it first.")
     pairs = video.pairs(delta)
     times = video.times[pairs[:, 0]] if len(pairs) else np.zeros(0, int)
     rows = []

@@ -97,7 +97,7 @@ def _config_from_args(a: argparse.Namespace) -> Any:
         ),
         model=ModelConfig(features=a.features),
         train=TrainConfig(
-            epochs=a.epochs,
+            epochs=a.epochs or 200,
             samples_per_epoch=a.samples_per_epoch,
             batch_size=a.batch_size,
             lr=a.lr,
@@ -120,7 +120,8 @@ def cmd_train(a: argparse.Namespace) -> None:
     if a.resume and (Path(a.out) / "config.json").exists():
         cfg = TapConfig.load(Path(a.out) / "config.json")
         cfg = dataclasses.replace(
-            cfg, train=dataclasses.replace(cfg.train, epochs=a.epochs)
+            cfg,
+            train=dataclasses.replace(cfg.train, epochs=a.epochs or cfg.train.epochs),
         )
     else:
         cfg = _config_from_args(a)
@@ -208,7 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--size", type=int, default=96, help="crop size (multiple of 8)")
     t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--epochs", type=int, default=200)
+    t.add_argument(
+        "--epochs", type=int, help="default 200; with --resume: the saved run's"
+    )
     t.add_argument("--samples-per-epoch", type=int, default=100_000)
     t.add_argument("--val-samples", type=int, default=1024)
     t.add_argument(
@@ -292,6 +295,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         func(args)
     except TarrowError as e:
         print(f"napari-tarrow {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # unwritable output, disk full, ...
+        where = f": {e.filename}" if e.filename else ""
+        print(
+            f"napari-tarrow {args.command}: error: {e.strerror or e}{where}",
+            file=sys.stderr,
+        )
         return 2
     except Cancelled as e:
         print(f"napari-tarrow {args.command}: {e}", file=sys.stderr)

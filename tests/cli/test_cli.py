@@ -13,6 +13,28 @@ import tifffile
 
 from napari_tarrow.cli import main
 
+# a few steps of a tiny network: plumbing, not learning
+TINY_TRAIN = [
+    "--size",
+    "32",
+    "--batch-size",
+    "4",
+    "--samples-per-epoch",
+    "8",
+    "--val-samples",
+    "4",
+    "--features",
+    "8",
+    "--split-train",
+    "0",
+    "0.7",
+    "--split-val",
+    "0.7",
+    "1",
+    "--device",
+    "cpu",
+]
+
 
 @pytest.fixture(scope="module")
 def video_tif(tmp_path_factory, small_video) -> Path:
@@ -42,26 +64,9 @@ def test_train_attribute_features_round_trip(tmp_path, video_tif, capsys) -> Non
                 str(video_tif),
                 "--out",
                 str(model),
-                "--size",
-                "32",
-                "--batch-size",
-                "4",
                 "--epochs",
                 "2",
-                "--samples-per-epoch",
-                "8",
-                "--val-samples",
-                "4",
-                "--features",
-                "8",
-                "--split-train",
-                "0",
-                "0.7",
-                "--split-val",
-                "0.7",
-                "1",
-                "--device",
-                "cpu",
+                *TINY_TRAIN,
             ]
         )
         == 0
@@ -236,6 +241,32 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, tiny_model_dir, capsys) -> No
     )
 
 
+def test_output_into_a_missing_folder_is_named(
+    tmp_path, video_tif, tiny_model_dir, capsys
+):
+    m, missing = str(tiny_model_dir), tmp_path / "no" / "such"
+    for cmd, extra in (("attribute", []), ("features", [])):
+        _fail(
+            capsys,
+            [cmd, m, str(video_tif), "--out", str(missing / "o.tif"), *extra],
+            "does not exist",
+        )
+    _fail(
+        capsys,
+        [
+            "attribute",
+            m,
+            str(video_tif),
+            "--out",
+            str(tmp_path / "o.tif"),
+            "--regions",
+            str(missing / "r.csv"),
+        ],
+        "does not exist",
+    )
+    assert not (tmp_path / "o.tif").exists()
+
+
 def test_failed_run_never_replaces_an_existing_output(
     tmp_path, tiny_model_dir, capsys
 ) -> None:
@@ -282,32 +313,7 @@ def test_console_script_runs_as_a_process(tmp_path) -> None:
 
 def test_ctrl_c_stops_training_cleanly_and_keeps_the_model(tmp_path, video_tif) -> None:
     out = tmp_path / "model"
-    args = [
-        "train",
-        str(video_tif),
-        "--out",
-        str(out),
-        "--size",
-        "32",
-        "--batch-size",
-        "4",
-        "--epochs",
-        "1000",
-        "--samples-per-epoch",
-        "8",
-        "--val-samples",
-        "4",
-        "--features",
-        "8",
-        "--split-train",
-        "0",
-        "0.7",
-        "--split-val",
-        "0.7",
-        "1",
-        "--device",
-        "cpu",
-    ]
+    args = ["train", str(video_tif), "--out", str(out), "--epochs", "1000", *TINY_TRAIN]
     proc = subprocess.Popen(
         [sys.executable, "-m", "napari_tarrow.cli", "-q", *args],
         stdout=subprocess.PIPE,
