@@ -25,9 +25,9 @@ import torch
 
 from . import __version__
 from .data.video import Video
-from .errors import Cancelled, TarrowError, VideoError
+from .errors import Cancelled, VideoError
 from .events import Done, Event, FrameDone, Progress
-from .export import tiff_stream, write_sidecar
+from .export import check_output, tiff_stream, write_sidecar
 from .features import DEFAULT_TILE, frame_features
 from .model import TapModel
 from .regions import regions_table, write_regions_csv
@@ -75,7 +75,7 @@ def attribute(
         pairs = video.pairs(delta)
     if len(pairs) == 0:
         raise VideoError(
-            f"{video.name} has no pair of frames {delta} apart (frames {len(video)}); "
+            f"{video.name} has no pair of frames {delta} apart (it has {len(video)} frames); "
             "use a smaller delta or a longer video."
         )
     cache: dict[int, torch.Tensor] = {}
@@ -111,8 +111,9 @@ def export_attribution(
     (t, y, x, score), t being the pair's first frame number. Yields Progress
     per pair and ``Done(table)`` with the (N, 4) regions table.
     """
-    if regions is not None and not Path(regions).parent.is_dir():
-        raise TarrowError(f"folder of {regions} does not exist; create it first.")
+    check_output(path)
+    if regions is not None:
+        check_output(regions)
     pairs = video.pairs(delta)
     times = video.times[pairs[:, 0]] if len(pairs) else np.zeros(0, int)
     rows = []

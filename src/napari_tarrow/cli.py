@@ -131,7 +131,9 @@ def cmd_train(a: argparse.Namespace) -> None:
             train(cfg, videos, a.out, a.device, a.resume, stop), "train", a.quiet
         )
     state = "stopped early; kept" if stop.requested else "saved"
-    print(f"{state} model in {a.out} (best validation loss weights: {model.folder})")
+    print(
+        f"{state} model in {model.folder} (weights_best.safetensors: lowest validation loss)"
+    )
 
 
 def _load(a: argparse.Namespace) -> tuple[Any, Any]:

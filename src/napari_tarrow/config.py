@@ -151,7 +151,7 @@ class TrainConfig:
     epochs: int = 200
     samples_per_epoch: int = 100_000
     batch_size: int = 128
-    val_samples: int = 2048
+    val_samples: int = 1024
     lr: float = 4e-4
     weight_decay: float = 1e-6
     lambda_decorrelation: float = 0.01

@@ -21,6 +21,19 @@ from .errors import TarrowError
 BIGTIFF_BYTES = 2**31
 
 
+def check_output(path: str | Path) -> None:
+    """Fail early, before any work, if ``path`` cannot be written as a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise TarrowError(
+            f"{path} is a folder; give a file name for the output, e.g. {path / 'out.tif'}."
+        )
+    if not path.parent.is_dir():
+        raise TarrowError(
+            f"output folder {path.parent} does not exist; create it first."
+        )
+
+
 @contextmanager
 def tiff_stream(
     path: str | Path,
@@ -36,10 +49,7 @@ def tiff_stream(
     after all blocks were written.
     """
     path = Path(path)
-    if not path.parent.is_dir():
-        raise TarrowError(
-            f"output folder {path.parent} does not exist; create it first."
-        )
+    check_output(path)
     dtype = np.dtype(dtype)
     big = int(np.prod(shape)) * dtype.itemsize > BIGTIFF_BYTES - 2**25
     tmp = path.with_name(f".{path.name}.part")

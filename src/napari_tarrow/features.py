@@ -12,7 +12,7 @@ from . import __version__
 from .data.video import Video
 from .errors import Cancelled, ConfigError
 from .events import Done, Event, FrameDone, Progress
-from .export import tiff_stream, write_sidecar
+from .export import check_output, tiff_stream, write_sidecar
 from .model import TapModel
 from .tiling import tile_grid
 
@@ -77,6 +77,7 @@ def export_features(
     """
     if dtype not in ("float16", "float32"):
         raise ConfigError(f"dtype={dtype!r} is invalid: use float16 or float32.")
+    check_output(path)
     shape = (len(video), model.config.model.features, *video.shape[1:])
     with tiff_stream(path, shape, dtype, "TCYX") as write:
         for event in video_features(model, video, tile, stop):

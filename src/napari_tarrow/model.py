@@ -12,7 +12,6 @@ Folder layout::
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -30,9 +29,7 @@ WEIGHTS = {"best": "weights_best.safetensors", "last": "weights_last.safetensors
 
 def atomic_path(path: Path) -> Path:
     """Return a temporary sibling of ``path`` to write to before ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
+    return path.with_name(f".{path.name}.part")
 
 
 class TapModel:
@@ -90,6 +87,11 @@ class TapModel:
             not fit the configured architecture.
         """
         folder = Path(folder)
+        if folder.is_file():
+            raise ModelFolderError(
+                f"{folder} is a file, not a model folder; give the model folder first, "
+                "then the video."
+            )
         if not folder.is_dir():
             raise ModelFolderError(
                 f"model folder {folder} does not exist; train one first."

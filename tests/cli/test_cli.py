@@ -264,6 +264,15 @@ def test_output_into_a_missing_folder_is_named(
         ],
         "does not exist",
     )
+    _fail(
+        capsys, ["attribute", m, str(video_tif), "--out", str(tmp_path)], "is a folder"
+    )
+    # model folder and video swapped
+    _fail(
+        capsys,
+        ["features", str(video_tif), m, "--out", str(tmp_path / "o.tif")],
+        "is a file, not a model folder",
+    )
     assert not (tmp_path / "o.tif").exists()
 
 

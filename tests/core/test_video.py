@@ -57,6 +57,7 @@ def test_multipage_tiff_is_read_lazily(tmp_path) -> None:
         ((64, 64), "single 2D image"),
         ((1, 64, 64), "single frame"),
         ((5, 64, 64, 3), "RGB"),
+        ((128, 96, 3), "single RGB"),
         ((5, 2, 64, 64), "expected (T, Y, X)"),
         ((5, 8, 8), "16x16"),
     ],

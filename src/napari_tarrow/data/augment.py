@@ -6,6 +6,11 @@ small independent per-frame translations/scalings. Intensity: joint and per-fram
 shift/scale and additive Gaussian noise. Each transform is applied with p=0.5.
 Joint transforms are identical for both frames, so they keep the pair's temporal
 relation; only the per-frame parts differ (``per_frame=False`` switches them off).
+
+Why not ``kornia.augmentation``: its transforms draw parameters from torch's global
+RNG (no generator argument) and resample once per transform; here every draw comes
+from the job's own seeded ``torch.Generator`` and all geometry costs one resampling.
+kornia's Gaussian filter smooths the elastic field.
 """
 
 from __future__ import annotations

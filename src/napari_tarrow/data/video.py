@@ -108,6 +108,11 @@ def _check_shape(shape: tuple[int, ...] | None, name: str) -> None:
             f"{name} looks like an RGB(A) stack {tuple(shape)}; TAP needs one channel: "
             "convert to grayscale or pick one channel."
         )
+    if len(shape) == 3 and shape[-1] in (3, 4) and min(shape[:2]) >= 16:
+        raise VideoError(
+            f"{name} looks like a single RGB(A) image {tuple(shape)}; TAP needs a "
+            "(T, Y, X) time-lapse of one channel."
+        )
     if len(shape) == 2:
         raise VideoError(
             f"{name} is a single 2D image {tuple(shape)}; TAP needs a (T, Y, X) time-lapse."
