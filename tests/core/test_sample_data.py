@@ -64,7 +64,7 @@ def test_many_divisions_inside_bounds(default: SyntheticVideo) -> None:
     n_frames, ny, nx = default.video.shape
     assert len(default.divisions) >= 30
     for d in default.divisions:
-        assert 1 <= d.t < n_frames
+        assert d.t >= 1 and d.t < n_frames
         assert 0 <= d.y <= ny - 1 and 0 <= d.x <= nx - 1
         assert 0 <= d.mother_y <= ny - 1 and 0 <= d.mother_x <= nx - 1
     assert [d.t for d in default.divisions] == sorted(d.t for d in default.divisions)
