@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _bench import device_name, sync
 
 from napari_tarrow.attribution import attribute, cam_from_gradients
 from napari_tarrow.config import TapConfig
@@ -36,11 +37,6 @@ def naive_gradcam(model: TapModel, f0: np.ndarray, f1: np.ndarray) -> torch.Tens
     z.retain_grad()
     net.head(z[None])[0, 0].backward()
     return cam_from_gradients(z.grad.sum((-2, -1))[None], z.detach()[None])[0]
-
-
-def sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
 
 
 def timed(fn, dev):
@@ -66,12 +62,11 @@ def main() -> None:
     sim = dividing_cells(n_frames=a.frames, shape=(a.size, a.size), n_cells=200, seed=0)
     video = Video(sim.video)
 
-    small = Video(sim.video[:2, :256, :256])
+    small = Video(sim.video[:2, :256, :256])  # also the warm-up
     ours = next(e.data for e in attribute(model, small) if hasattr(e, "data"))
     ref = naive_gradcam(model, small.frame(0), small.frame(1)).detach().cpu().numpy()
     corr = np.corrcoef(ours.ravel(), ref.ravel())[0, 1]
 
-    drain(attribute(model, Video(sim.video[:2, :256, :256])))  # warm-up
     t_ours, _ = timed(lambda: drain(attribute(model, video, tile=a.tile)), dev)
     n_pairs = len(video) - 1
     t_naive = min(
@@ -85,11 +80,7 @@ def main() -> None:
             ),
             dev,
         )
-    name = (
-        torch.cuda.get_device_name(dev)
-        if dev.type == "cuda"
-        else f"cpu x{torch.get_num_threads()}"
-    )
+    name = device_name(dev)
     print(
         f"# inference on {name}, torch {torch.__version__}, frames {a.size}x{a.size}, "
         f"{a.frames} frames, tile {a.tile}"

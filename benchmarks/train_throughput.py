@@ -15,6 +15,7 @@ import itertools
 import time
 
 import torch
+from _bench import device_name, sync
 
 from napari_tarrow.config import DataConfig, ModelConfig, TapConfig, TrainConfig
 from napari_tarrow.data.pairs import PairSampler
@@ -22,11 +23,6 @@ from napari_tarrow.data.video import Video
 from napari_tarrow.device import resolve_device, tune_cpu_allocator
 from napari_tarrow.sample_data import dividing_cells
 from napari_tarrow.train import train_step
-
-
-def sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
 
 
 def make_variant(dev, batch, size, features, amp, compile_, augment, sampler_cache):
@@ -113,11 +109,7 @@ def main() -> None:
     for _ in range(a.rounds):
         for v in variants.values():
             run_steps(v, dev, a.steps)
-    name = (
-        torch.cuda.get_device_name(dev)
-        if dev.type == "cuda"
-        else f"cpu x{torch.get_num_threads()}"
-    )
+    name = device_name(dev)
     print(
         f"# training throughput on {name}, torch {torch.__version__}, crop {a.size}, "
         f"features {a.features}, augment {not a.no_augment}"

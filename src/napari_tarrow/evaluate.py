@@ -20,13 +20,14 @@ def crop_accuracy(
     """
     net = model.net.eval()
     where = {int(t): i for i, t in enumerate(video.times)}
-    crops = []
-    for t, y, x in np.asarray(centers, float).reshape(-1, 3):
+    centers = np.asarray(centers, float).reshape(-1, 3)
+    crops, frames = [], {}  # by time: each frame normalised once, two held at a time
+    for t, y, x in centers[np.argsort(centers[:, 0], kind="stable")]:
         i, j = where.get(int(t) - delta), where.get(int(t))
         if i is None or j is None:
             continue
-        frames = [_crop(video.frame(k), y, x, size) for k in (i, j)]
-        crops.append(np.stack(frames))
+        frames = {k: frames[k] if k in frames else video.frame(k) for k in (i, j)}
+        crops.append(np.stack([_crop(frames[k], y, x, size) for k in (i, j)]))
     if not crops:
         return float("nan")
     x = torch.as_tensor(np.stack(crops), device=model.device)
