@@ -31,29 +31,51 @@ from .export import check_output, tiff_stream, write_sidecar
 from .features import DEFAULT_TILE, frame_features
 from .model import TapModel
 from .regions import regions_table, write_regions_csv
-from .tiling import tile_grid
+from .tiling import AdaptiveTile, tile_grid, tile_info
 
 
 def gradcam(
-    model: TapModel, z0: torch.Tensor, z1: torch.Tensor, tile: int = DEFAULT_TILE
+    model: TapModel,
+    z0: torch.Tensor,
+    z1: torch.Tensor,
+    tile: int | AdaptiveTile = DEFAULT_TILE,
 ) -> torch.Tensor:
-    """Grad-CAM map (Y, X) for features z0, z1 (C, Y, X) of frames t and t+Δt."""
+    """Grad-CAM map (Y, X) for features z0, z1 (C, Y, X) of frames t and t+Δt.
+
+    Tile by tile, so memory beyond z stays bounded; out of device memory, the
+    tile side is halved and the map recomputed.
+    """
     head = model.net.head
     head.eval()
     z = torch.stack([z0, z1])[None]  # (1, 2, C, Y, X)
     n_pixels = z.shape[-1] * z.shape[-2]
-    alpha = torch.zeros(z.shape[:3], device=z.device)
-    for t in tile_grid(z.shape[-2:], tile, 0, 1):
-        zt = z[(..., *t.dest)].detach().requires_grad_(True)
-        pooled = head.pixelwise(zt).sum(dim=(-2, -1)) / n_pixels
-        (g,) = torch.autograd.grad(head.readout(pooled)[0, 0], zt)
-        alpha += g.sum(dim=(-2, -1))
-    return cam_from_gradients(alpha, z)[0]
+    mean = z.mean(dim=(-2, -1), keepdim=True)
+
+    def tiled(side: int) -> torch.Tensor:
+        tiles = tile_grid(z.shape[-2:], side, 0, 1)
+        alpha = torch.zeros(z.shape[:3], device=z.device)
+        for t in tiles:
+            zt = z[(..., *t.dest)].detach().requires_grad_(True)
+            pooled = head.pixelwise(zt).sum(dim=(-2, -1)) / n_pixels
+            (g,) = torch.autograd.grad(head.readout(pooled)[0, 0], zt)
+            alpha += g.sum(dim=(-2, -1))
+        cam = torch.empty(z.shape[-2:], device=z.device)
+        with torch.no_grad():
+            for t in tiles:
+                cam[t.dest] = cam_from_gradients(alpha, z[(..., *t.dest)], mean)[0]
+        return cam
+
+    return AdaptiveTile.of(tile).run(tiled, "Grad-CAM")
 
 
-def cam_from_gradients(alpha: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """Map (B, Y, X) from channel weights α (B, T, C) and features z (B, T, C, Y, X)."""
-    centred = z - z.mean(dim=(-2, -1), keepdim=True)
+def cam_from_gradients(
+    alpha: torch.Tensor, z: torch.Tensor, mean: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Map (B, Y, X) from channel weights α (B, T, C) and features z (B, T, C, Y, X).
+
+    ``mean`` (B, T, C, 1, 1) is each channel's frame mean; pass it when ``z`` is a tile.
+    """
+    centred = z - (z.mean(dim=(-2, -1), keepdim=True) if mean is None else mean)
     return torch.einsum("btc,btcyx->btyx", alpha, centred).abs().sum(1)
 
 
@@ -61,7 +83,7 @@ def attribute(
     model: TapModel,
     video: Video,
     delta: int = 1,
-    tile: int = DEFAULT_TILE,
+    tile: int | AdaptiveTile = DEFAULT_TILE,
     stop: Callable[[], bool] = lambda: False,
     pairs: np.ndarray | None = None,
 ) -> Iterator[Event]:
@@ -69,7 +91,8 @@ def attribute(
 
     Yields ``FrameDone(k, cam)`` with cam (Y, X) float32 numpy for pair k (in the
     order of ``video.pairs(delta)`` unless ``pairs`` is given), Progress per pair,
-    then ``Done(pairs)``: the (K, 2) frame positions of the pairs.
+    then ``Done(pairs)``: the (K, 2) frame positions of the pairs. Progress
+    carries ``{"tile": side}`` once out-of-memory retries reduced the tile.
     """
     if pairs is None:
         pairs = video.pairs(delta)
@@ -79,15 +102,16 @@ def attribute(
             "use a smaller delta or a longer video."
         )
     cache: dict[int, torch.Tensor] = {}
+    side = AdaptiveTile.of(tile)
     for k, (i, j) in enumerate(pairs):
         if stop():
             break
         for f in (i, j):
             if f not in cache:
-                cache[f] = frame_features(model, video.frame(f), tile)
-        cam = gradcam(model, cache[i], cache[j], tile)
+                cache[f] = frame_features(model, video.frame(f), side)
+        cam = gradcam(model, cache[i], cache[j], side)
         yield FrameDone(k, cam.cpu().numpy().astype(np.float32))
-        yield Progress("attribution", k + 1, len(pairs))
+        yield Progress("attribution", k + 1, len(pairs), tile_info(side))
         keep_from = pairs[k + 1][0] if k + 1 < len(pairs) else np.inf
         for f in [f for f in cache if f < keep_from]:  # pairs are sorted by first frame
             del cache[f]
@@ -101,7 +125,7 @@ def export_attribution(
     delta: int = 1,
     regions: str | Path | None = None,
     top_k: int = 8,
-    tile: int = DEFAULT_TILE,
+    tile: int | AdaptiveTile = DEFAULT_TILE,
     stop: Callable[[], bool] = lambda: False,
     source: str | None = None,
 ) -> Iterator[Event]:

@@ -14,7 +14,7 @@ from .errors import Cancelled, ConfigError
 from .events import Done, Event, FrameDone, Progress
 from .export import check_output, tiff_stream, write_sidecar
 from .model import TapModel
-from .tiling import tile_grid
+from .tiling import AdaptiveTile, tile_grid, tile_info
 
 DEFAULT_TILE = 512
 
@@ -26,38 +26,47 @@ def halo(model: TapModel) -> int:
 
 @torch.no_grad()
 def frame_features(
-    model: TapModel, frame: np.ndarray, tile: int = DEFAULT_TILE
+    model: TapModel, frame: np.ndarray, tile: int | AdaptiveTile = DEFAULT_TILE
 ) -> torch.Tensor:
     """Normalised frame (Y, X) -> z (C, Y, X) float32 on the model's device.
 
+    Out of device memory, the tile side is halved and the frame recomputed (an
+    :class:`AdaptiveTile` passed in keeps the smaller side for later frames).
     Runs under ``no_grad`` (not ``inference_mode``) so the result can be marked
     ``requires_grad`` for attribution.
     """
     net, dev = model.net, model.device
     net.eval()
     x = torch.as_tensor(np.ascontiguousarray(frame), dtype=torch.float32, device=dev)
-    z = torch.empty((model.config.model.features, *x.shape), device=dev)
-    for t in tile_grid(x.shape, tile, halo(model), model.config.model.multiple):
-        z[(slice(None), *t.dest)] = net.features(x[t.window][None, None])[0][
-            (slice(None), *t.inner)
-        ]
-    return z
+
+    def tiled(side: int) -> torch.Tensor:
+        z = torch.empty((model.config.model.features, *x.shape), device=dev)
+        for t in tile_grid(x.shape, side, halo(model), model.config.model.multiple):
+            z[(slice(None), *t.dest)] = net.features(x[t.window][None, None])[0][
+                (slice(None), *t.inner)
+            ]
+        return z
+
+    return AdaptiveTile.of(tile).run(tiled, "features")
 
 
 def video_features(
     model: TapModel,
     video: Video,
-    tile: int = DEFAULT_TILE,
+    tile: int | AdaptiveTile = DEFAULT_TILE,
     stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[Event]:
-    """Yield ``FrameDone(i, z)`` with z (C, Y, X) float32 numpy for each frame, then Done."""
-    n = len(video)
+    """Yield ``FrameDone(i, z)`` with z (C, Y, X) float32 numpy for each frame, then Done.
+
+    Progress carries ``{"tile": side}`` once out-of-memory retries reduced the tile.
+    """
+    n, side = len(video), AdaptiveTile.of(tile)
     for i in range(n):
         if stop():
             break
-        z = frame_features(model, video.frame(i), tile)
+        z = frame_features(model, video.frame(i), side)
         yield FrameDone(i, z.cpu().numpy())
-        yield Progress("features", i + 1, n)
+        yield Progress("features", i + 1, n, tile_info(side))
     yield Done(n)
 
 
@@ -66,7 +75,7 @@ def export_features(
     video: Video,
     path: str | Path,
     dtype: str = "float16",
-    tile: int = DEFAULT_TILE,
+    tile: int | AdaptiveTile = DEFAULT_TILE,
     stop: Callable[[], bool] = lambda: False,
     source: str | None = None,
 ) -> Iterator[Event]:

@@ -2,12 +2,25 @@
 
 Windows start on a grid of ``multiple`` pixels (the U-Net's pooling grid) and
 reach ``halo`` pixels beyond their tile, so with a halo covering the receptive
-field, stitched tiles equal the untiled result.
+field, stitched tiles equal the untiled result. :class:`AdaptiveTile` halves
+the tile side and repeats the work when the device runs out of memory.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+
+from .errors import TarrowError
+
+MIN_TILE = 32
+# the same class in torch >= 2.5; both named so that either spelling is caught
+OUT_OF_MEMORY = (torch.OutOfMemoryError, torch.cuda.OutOfMemoryError)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -38,3 +51,71 @@ def tile_grid(
     return [
         Tile((wy, wx), (iy, ix), (dy, dx)) for wy, iy, dy in ys for wx, ix, dx in xs
     ]
+
+
+class TileSizeWarning(RuntimeWarning):
+    """The device ran out of memory; the tile side was halved and the work repeated."""
+
+
+class AdaptiveTile:
+    """Tile side shared by the frames of one job: halved on out-of-memory, never grown.
+
+    Parameters
+    ----------
+    size : int
+        Requested tile side (pixels).
+    minimum : int
+        Smallest side tried before giving up with a :class:`TarrowError`.
+    """
+
+    def __init__(self, size: int, minimum: int = MIN_TILE) -> None:
+        self.requested = self.size = int(size)
+        self.minimum = min(minimum, self.size)
+
+    @classmethod
+    def of(cls, tile: int | AdaptiveTile) -> AdaptiveTile:
+        """Wrap a plain side; pass an AdaptiveTile through (shared state)."""
+        return tile if isinstance(tile, AdaptiveTile) else cls(tile)
+
+    @property
+    def reduced(self) -> bool:
+        """True once the side was halved at least once."""
+        return self.size < self.requested
+
+    def run(self, work: Callable[[int], T], what: str) -> T:
+        """``work(side)``; on out-of-memory halve the side (with a warning) and retry."""
+        while True:
+            try:
+                return work(self.size)
+            except OUT_OF_MEMORY:
+                pass  # retry outside the handler so the failed attempt's tensors are freed
+            self._halve(what)
+
+    def _halve(self, what: str) -> None:
+        _empty_device_caches()
+        if self.size // 2 < self.minimum:
+            raise TarrowError(
+                f"out of device memory computing {what} even with {self.size}-pixel "
+                "tiles; run on the CPU (--device cpu) or free GPU memory."
+            )
+        self.size //= 2
+        warnings.warn(
+            f"out of device memory computing {what}: retrying with {self.size}-pixel "
+            "tiles (slower; pass a smaller tile to skip the failed attempts)",
+            TileSizeWarning,
+            stacklevel=4,
+        )
+
+
+def tile_info(tile: AdaptiveTile) -> dict[str, float]:
+    """Progress info naming the reduced tile side (empty while it is as requested)."""
+    return {"tile": float(tile.size)} if tile.reduced else {}
+
+
+def _empty_device_caches() -> None:
+    """Return cached blocks to the device so the smaller retry can use them."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+    mps = getattr(torch, "mps", None)
+    if mps is not None and torch.backends.mps.is_available():
+        mps.empty_cache()
