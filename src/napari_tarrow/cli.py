@@ -115,8 +115,12 @@ def cmd_train(a: argparse.Namespace) -> None:
 
     from .config import TapConfig
     from .data.video import read_video
+    from .distributed import is_main_process
     from .train import train
 
+    main_rank = is_main_process()  # under torchrun, other ranks stay quiet
+    if not main_rank:
+        log.setLevel(logging.ERROR)
     if a.resume and (Path(a.out) / "config.json").exists():
         cfg = TapConfig.load(Path(a.out) / "config.json")
         cfg = dataclasses.replace(
@@ -128,8 +132,12 @@ def cmd_train(a: argparse.Namespace) -> None:
     videos = [read_video(v, cfg.data.percentiles) for v in a.video]
     with StopOnInterrupt(a.time_limit) as stop:
         model = run_events(
-            train(cfg, videos, a.out, a.device, a.resume, stop), "train", a.quiet
+            train(cfg, videos, a.out, a.device, a.resume, stop),
+            "train",
+            a.quiet or not main_rank,
         )
+    if not main_rank:
+        return
     state = "stopped early; kept" if stop.requested else "saved"
     print(
         f"{state} model in {model.folder} (weights_best.safetensors: lowest validation loss)"

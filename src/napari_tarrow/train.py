@@ -22,6 +22,7 @@ from .config import TapConfig, TrainConfig
 from .data.pairs import PairSampler
 from .data.video import Video
 from .device import autocast, resolve_device, tune_cpu_allocator
+from .distributed import Group, process_group
 from .errors import ConfigError, VideoError
 from .events import Checkpoint, Done, Event, Metrics, Progress
 from .model import CONFIG, TapModel, atomic_path
@@ -42,18 +43,36 @@ def train(
 ) -> Iterator[Event]:
     """Train a TAP model on ``videos`` into the folder ``out``.
 
+    Under ``torchrun`` every rank runs this with its own crops (DistributedDataParallel,
+    see :mod:`napari_tarrow.distributed`); ``batch_size`` is per rank and an epoch
+    still has ``samples_per_epoch`` samples in all. Only rank 0 writes ``out``; a
+    stop request on any rank stops all of them.
+
     Yields
     ------
     Progress
         Once per step (``info`` with loss, acc, samples/s every few steps).
     Metrics, Checkpoint
-        At the end of each epoch.
+        At the end of each epoch (Checkpoint on the writing rank only).
     Done
         With the trained :class:`TapModel` (best weights), also after a stop.
     """
     out = Path(out)
     _check_out(out, resume)
-    dev = resolve_device(device)
+    with process_group(resolve_device(device)) as (group, dev):
+        yield from _train(config, videos, out, dev, group, resume, stop)
+
+
+def _train(
+    config: TapConfig,
+    videos: Sequence[Video],
+    out: Path,
+    dev: torch.device,
+    group: Group,
+    resume: bool,
+    stop: Callable[[], bool],
+) -> Iterator[Event]:
+    group.barrier()  # every rank has checked ``out`` before rank 0 writes to it
     if dev.type == "cpu":
         tune_cpu_allocator()
     tc = config.train
@@ -66,6 +85,8 @@ def train(
         augment=config.data.augment,
     )
     val_x, val_y = _validation_set(videos, config, dev)
+    shard = slice(group.rank, None, group.world_size)  # each rank validates a share
+    val_x, val_y = val_x[shard], val_y[shard]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(tc.seed)
         model = TapModel(config)
@@ -73,44 +94,55 @@ def train(
     net = model.net
     if dev.type == "cuda":
         net.to(memory_format=torch.channels_last)
-    step_net = torch.compile(net) if tc.compile else net
+    step_net = group.wrap(net, dev)
+    step_net = torch.compile(step_net) if tc.compile else step_net
+    steps = max(1, tc.steps_per_epoch // group.world_size)
     opt = torch.optim.Adam(net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     sched = torch.optim.lr_scheduler.CyclicLR(
         opt,
         base_lr=tc.lr / 10,
         max_lr=tc.lr,
-        step_size_up=max(1, tc.steps_per_epoch),
+        step_size_up=steps,
         cycle_momentum=False,
     )
-    gen = torch.Generator(device=dev).manual_seed(tc.seed)
-    start, best = _restore(out, net, opt, sched, gen) if resume else (0, math.inf)
-    out.mkdir(parents=True, exist_ok=True)
-    config.save(out / CONFIG)
+    gen = torch.Generator(device=dev).manual_seed(group.seed(tc.seed))
+    start, best = (
+        _restore(out, net, opt, sched, gen, group) if resume else (0, math.inf)
+    )
+    if group.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        config.save(out / CONFIG)
     log.info("training on %s: %d train pairs", dev, train_s.n_pairs)
     amp = tc.amp and dev.type in ("cuda", "cpu")
     for epoch in range(start, tc.epochs):
         stats = yield from _epoch(
-            step_net, opt, sched, train_s, gen, config, amp, stop, epoch
+            step_net, opt, sched, train_s, gen, config, steps, amp, stop, epoch, group
         )
         if (
             stats is None
         ):  # stopped mid-epoch: the last completed epoch stays the last model
-            if not (out / "weights_last.safetensors").exists():
+            if group.is_main and not (out / "weights_last.safetensors").exists():
                 model.save(out, "last")
             break
-        stats.update(_evaluate(net, val_x, val_y, config, amp))
+        stats.update(_evaluate(net, val_x, val_y, config, amp, group))
         stats["lr"] = sched.get_last_lr()[0]
-        _log_metrics(out, epoch, stats)
         yield Metrics(epoch, stats)
+        improved = stats["val_loss"] < best
+        best = min(best, stats["val_loss"])  # the same on every rank (reduced)
+        resumable = (epoch + 1) % tc.checkpoint_every == 0 or epoch + 1 == tc.epochs
+        generators = group.gather(gen.get_state()) if resumable else []
+        if not group.is_main:
+            continue
+        _log_metrics(out, epoch, stats)
         model.save(out, "last")
         yield Checkpoint(str(out), "last")
-        if stats["val_loss"] < best:
-            best = stats["val_loss"]
+        if improved:
             model.save(out, "best")
             yield Checkpoint(str(out), "best")
-        if (epoch + 1) % tc.checkpoint_every == 0 or epoch + 1 == tc.epochs:
-            _save_resume(out, net, opt, sched, gen, epoch + 1, best)
+        if resumable:
+            _save_resume(out, net, opt, sched, generators, epoch + 1, best)
             yield Checkpoint(str(out / RESUME), "resume")
+    group.barrier()  # rank 0 has written the model before the others read it
     yield Done(TapModel.from_folder(out, device=str(dev)))
 
 
@@ -126,37 +158,50 @@ def _check_out(out: Path, resume: bool) -> None:
         )
 
 
-def _epoch(net, opt, sched, sampler, gen, config, amp, stop, epoch):
-    """One epoch of steps; yields Progress, returns {"loss", "acc"} or None if stopped."""
+def _epoch(net, opt, sched, sampler, gen, config, n, amp, stop, epoch, group):
+    """One epoch of ``n`` steps; yields Progress, returns {"loss", "acc", ...} or None if stopped.
+
+    Metrics are reduced over ranks. Ranks agree on a stop request every step on the
+    CPU and every few steps on a GPU (where the agreement costs a host synchronisation).
+    """
     tc = config.train
     net.train()
-    n = tc.steps_per_epoch
-    loss_sum = torch.zeros((), device=sampler.device)
-    correct = torch.zeros((), device=sampler.device)
+    dev = sampler.device
+    totals = torch.zeros(3, device=dev)  # loss (sum of step means), correct, samples
     t0, every = time.perf_counter(), max(1, n // 20)
+    agree_every = 1 if dev.type == "cpu" else min(every, 16)
     for step in range(n):
-        if stop():
+        if step % agree_every == 0 and group.any(stop(), dev):
             return None
         x, y = sampler.sample(tc.batch_size, gen)
         loss, logits = train_step(net, opt, x, y, tc, amp)
         sched.step()
-        loss_sum += loss
-        correct += (logits.argmax(1) == y).sum()
+        totals[0] += loss
+        totals[1] += (logits.argmax(1) == y).sum()
+        totals[2] += len(y)
         info = {}
         if (step + 1) % every == 0 or step + 1 == n:
-            done = (step + 1) * tc.batch_size
-            info = {
-                "loss": loss_sum.item() / (step + 1),
-                "acc": correct.item() / done,
-                "samples/s": done / (time.perf_counter() - t0),
-                "epoch": epoch + 1,
-            }
+            loss_, acc, rate, _ = _reduced(group, totals, step + 1, t0)
+            info = {"loss": loss_, "acc": acc, "samples/s": rate, "epoch": epoch + 1}
         yield Progress("train", epoch * n + step + 1, tc.epochs * n, info)
-    return {
-        "loss": loss_sum.item() / n,
-        "acc": correct.item() / (n * tc.batch_size),
-        "samples_per_s": n * tc.batch_size / (time.perf_counter() - t0),
-    }
+    loss_, acc, rate, samples = _reduced(group, totals, n, t0)
+    stats = {"loss": loss_, "acc": acc, "samples_per_s": rate}
+    if group.active:  # the record that every rank trained
+        stats.update(world_size=group.world_size, samples=samples)
+    return stats
+
+
+def _reduced(
+    group: Group, totals: torch.Tensor, steps: int, t0: float
+) -> tuple[float, float, float, float]:
+    """(loss, accuracy, samples/s, samples) of all ranks after ``steps`` steps each."""
+    loss, correct, samples = group.sum(totals.clone()).tolist()
+    return (
+        loss / (steps * group.world_size),
+        correct / samples,
+        samples / (time.perf_counter() - t0),
+        samples,
+    )
 
 
 def train_step(
@@ -194,18 +239,23 @@ def _validation_set(videos: Sequence[Video], config: TapConfig, dev: torch.devic
 
 
 @torch.no_grad()
-def _evaluate(net, x, y, config: TapConfig, amp: bool) -> dict[str, float]:
+def _evaluate(
+    net, x, y, config: TapConfig, amp: bool, group: Group
+) -> dict[str, float]:
+    """Compute validation loss and accuracy over all ranks' pairs (each holds a share)."""
     net.eval()
     tc = config.train
-    loss_sum, correct = 0.0, 0
+    totals = torch.zeros(3, device=x.device)  # loss sum, correct, pairs
     for i in range(0, len(x), tc.batch_size):
         xb, yb = x[i : i + tc.batch_size], y[i : i + tc.batch_size]
         with autocast(x.device, amp):
             logits, z = net(xb)
             loss, _ = tap_loss(logits, yb, z, tc.lambda_decorrelation, tc.temperature)
-        loss_sum += loss.item() * len(xb)
-        correct += int((logits.argmax(1) == yb).sum())
-    return {"val_loss": loss_sum / len(x), "val_acc": correct / len(x)}
+        totals[0] += loss.float() * len(xb)
+        totals[1] += (logits.argmax(1) == yb).sum()
+        totals[2] += len(xb)
+    loss_sum, correct, n = group.sum(totals).tolist()
+    return {"val_loss": loss_sum / n, "val_acc": correct / n}
 
 
 def _log_metrics(out: Path, epoch: int, stats: dict[str, float]) -> None:
@@ -213,24 +263,32 @@ def _log_metrics(out: Path, epoch: int, stats: dict[str, float]) -> None:
         f.write(json.dumps({"epoch": epoch + 1, **stats}) + "\n")
 
 
-def _save_resume(out: Path, net, opt, sched, gen, epoch: int, best: float) -> None:
+def _save_resume(
+    out: Path, net, opt, sched, generators: list[torch.Tensor], epoch: int, best: float
+) -> None:
+    """Write ``resume.pt``; ``generators`` holds every rank's sampling RNG state."""
     state = {
         "epoch": epoch,
         "best_val_loss": best,
         "net": net.state_dict(),
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict(),
-        "generator": gen.get_state(),
+        "generators": generators,
     }
     tmp = atomic_path(out / RESUME)
     torch.save(state, tmp)
     os.replace(tmp, out / RESUME)
 
 
-def _restore(out: Path, net, opt, sched, gen) -> tuple[int, float]:
+def _restore(out: Path, net, opt, sched, gen, group: Group) -> tuple[int, float]:
+    """Load ``resume.pt``; each rank continues its own random stream where it can."""
     state = torch.load(out / RESUME, map_location="cpu", weights_only=True)
     net.load_state_dict(state["net"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
-    gen.set_state(state["generator"])
+    generators = state.get("generators") or [state["generator"]]  # older files: one
+    if group.rank < len(generators):
+        gen.set_state(generators[group.rank])
+    else:  # more ranks than the saved run: a fresh stream, distinct per rank and epoch
+        gen.manual_seed(group.seed(int(state["epoch"]) * 7919 + 1))
     return int(state["epoch"]), float(state["best_val_loss"])
