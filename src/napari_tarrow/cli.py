@@ -1,4 +1,4 @@
-"""Command line: ``napari-tarrow train|attribute|features|demo``; tqdm over job events.
+"""Command line: ``napari-tarrow train|attribute|features|demo|evaluate``; tqdm over job events.
 
 Problems with input, files or settings print one line and exit with status 2.
 """
@@ -201,6 +201,53 @@ def cmd_demo(a: argparse.Namespace) -> None:
         )
 
 
+def _frame_range(text: str) -> tuple[int, int]:
+    """Parse ``A-B`` (inclusive frame numbers) for ``--frames``."""
+    first, sep, last = text.partition("-")
+    try:
+        lo, hi = int(first), int(last if sep else first)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a range of frame numbers like 0-19"
+        ) from None
+    if lo > hi:
+        raise argparse.ArgumentTypeError(f"{text!r}: the first frame is after the last")
+    return lo, hi
+
+
+def cmd_evaluate(a: argparse.Namespace) -> None:
+    """Attribution peaks and TAP accuracy on annotated divisions, beside controls."""
+    from .ctc import read_ctc
+    from .evaluate import evaluate
+    from .export import check_output
+
+    if a.out:
+        check_output(a.out)
+    truth = read_ctc(a.tracks)
+    model, video = _load(a)
+    with StopOnInterrupt() as stop:
+        table = run_events(
+            evaluate(
+                model,
+                video,
+                truth,
+                delta=a.delta,
+                top_k=a.top_k,
+                radius=a.radius,
+                frames=a.frames,
+                tile=a.tile,
+                seed=a.seed,
+                stop=stop,
+            ),
+            "evaluate",
+            a.quiet,
+        )
+    print(table)
+    if a.out:
+        table.to_csv(a.out)
+        print(f"wrote {a.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the ``napari-tarrow`` argument parser."""
     p = argparse.ArgumentParser(
@@ -293,6 +340,36 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--epochs", type=int, default=20)
     d.add_argument("--device", default="auto")
     d.set_defaults(func=cmd_demo)
+
+    e = sub.add_parser(
+        "evaluate",
+        help="attribution peaks on annotated divisions (CTC lineage), beside controls",
+    )
+    e.add_argument("model", help="model folder written by `train`")
+    e.add_argument("video", help="(T,Y,X) TIFF or folder of frames")
+    e.add_argument(
+        "--tracks",
+        required=True,
+        help="CTC lineage man_track.txt, with its man_trackNNN.tif masks beside it",
+    )
+    e.add_argument("--out", help="CSV table to write (one row per method)")
+    e.add_argument("--top-k", type=int, default=6, help="peaks per frame pair")
+    e.add_argument(
+        "--radius",
+        type=float,
+        default=25.0,
+        help="hit radius in pixels (about one nucleus diameter)",
+    )
+    e.add_argument(
+        "--frames", type=_frame_range, help="frame numbers A-B (default: all)"
+    )
+    e.add_argument("--delta", type=int, default=1)
+    e.add_argument("--tile", type=int, default=512, help="tile side for large frames")
+    e.add_argument("--device", default="auto")
+    e.add_argument(
+        "--seed", type=int, default=0, help="random points and untrained network"
+    )
+    e.set_defaults(func=cmd_evaluate)
     return p
 
 

@@ -1,12 +1,48 @@
-"""How well a TAP model tells the time arrow at given places (e.g. at divisions)."""
+"""How well a TAP model finds divisions: attribution peaks and accuracy by region type.
+
+:func:`evaluate` scores the top-k Grad-CAM peaks of every frame pair with a
+division against ground truth (e.g. Cell Tracking Challenge lineage, see
+:mod:`.ctc`), always beside three controls with the same peak picking: an
+untrained network of the same architecture, the smoothed absolute frame
+difference, and random points in the foreground. It also breaks TAP accuracy
+down by crops centred on divisions, on non-dividing cells and on background
+(Fig. 2a of the TAP paper).
+"""
 
 from __future__ import annotations
 
+import csv
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import torch
+from scipy.ndimage import distance_transform_edt
+from skimage.filters import gaussian
 
+from .attribution import attribute
+from .ctc import Annotations, Division, TracksError, foreground, label_centroids
 from .data.video import Video
+from .errors import Cancelled, ConfigError
+from .events import Done, Event, FrameDone, Progress
+from .features import DEFAULT_TILE
 from .model import TapModel
+from .regions import division_hits, top_regions
+
+#: Metric columns of :class:`EvaluationTable`, in print order.
+METRICS = (
+    "precision",
+    "recall",
+    "precision_tol",
+    "recall_tol",
+    "acc_division",
+    "acc_cell",
+    "acc_background",
+)
+METHODS = ("TAP model", "untrained network", "frame difference", "random foreground")
 
 
 @torch.inference_mode()
@@ -43,3 +79,336 @@ def _crop(frame: np.ndarray, y: float, x: float, size: int) -> np.ndarray:
     y0 = int(np.clip(round(y) - size // 2, 0, pad.shape[0] - size))
     x0 = int(np.clip(round(x) - size // 2, 0, pad.shape[1] - size))
     return pad[y0 : y0 + size, x0 : x0 + size]
+
+
+@dataclass(frozen=True)
+class EvaluationTable:
+    """Metrics (:data:`METRICS`) per method (rows) and the settings they were measured with."""
+
+    rows: dict[str, dict[str, float]]
+    settings: dict[str, int | float | str]
+
+    def to_csv(self, path: str | Path) -> None:
+        """Write one row per method, settings repeated as columns (temporary name, then rename)."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.part")
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["method", *METRICS, *self.settings])
+            for name, row in self.rows.items():
+                w.writerow(
+                    [
+                        name,
+                        *(f"{row[m]:.4f}" for m in METRICS),
+                        *self.settings.values(),
+                    ]
+                )
+        os.replace(tmp, path)
+
+    def __str__(self) -> str:
+        s = self.settings
+        k, tol = s["k"], s["tolerance"]
+        head = (
+            f"{s['video']}, frames {s['frames']}, {s['pairs']} pairs with "
+            f"{s['divisions']} divisions; top-{k} peaks per pair, hit within "
+            f"{s['radius']:g} px; crops of {s['crop_size']} px: "
+            f"{s['crops_division']} division, {s['crops_cell']} cell, "
+            f"{s['crops_background']} background"
+        )
+        labels = (
+            f"P@{k}",
+            f"R@{k}",
+            f"P@{k} ±{tol}",
+            f"R@{k} ±{tol}",
+            "acc div",
+            "acc cell",
+            "acc bg",
+        )
+        lines = [head, f"{'method':<20}" + "".join(f"{c:>10}" for c in labels)]
+        for name, row in self.rows.items():
+            cells = ("-" if math.isnan(row[m]) else f"{row[m]:.3f}" for m in METRICS)
+            lines.append(f"{name:<20}" + "".join(f"{c:>10}" for c in cells))
+        return "\n".join(lines)
+
+
+def evaluate(
+    model: TapModel,
+    video: Video,
+    truth: Annotations,
+    delta: int = 1,
+    top_k: int = 6,
+    radius: float = 25.0,
+    frames: tuple[int, int] | None = None,
+    tolerance: int = 2,
+    tile: int = DEFAULT_TILE,
+    seed: int = 0,
+    crops: int = 16,
+    random_draws: int = 10,
+    stop: Callable[[], bool] = lambda: False,
+) -> Iterator[Event]:
+    """Score attribution peaks and TAP accuracy against true divisions, beside controls.
+
+    For every pair (t, t+Δt) whose frames lie in ``frames`` (inclusive frame
+    numbers) and that contains a division (t < division <= t+Δt), the top-k
+    peaks (at least ``radius`` apart) of four maps are picked: the model's
+    Grad-CAM, the Grad-CAM of an untrained network of the same architecture
+    (seeded), the smoothed |x_{t+Δt} - x_t|, and ``random_draws`` draws of
+    random foreground points (averaged). A peak hits when it lies within
+    ``radius`` px of a division position (parent's last or a daughter's first)
+    of the same pair, or, for the ``_tol`` columns, within ± ``tolerance``
+    frames. Recall is the share of the pairs' divisions hit by a peak. TAP
+    accuracy (both orders, so chance is 0.5) is measured on crops of the
+    model's training size centred on divisions, on up to ``crops`` cells per
+    pair away from divisions, and on ``crops`` background points per pair.
+
+    Yields Progress, then ``Done(EvaluationTable)``.
+    """
+    if top_k < 1 or crops < 1 or random_draws < 1 or not radius > 0:
+        raise ConfigError(
+            f"top_k ({top_k}), crops ({crops}) and random_draws ({random_draws}) must be "
+            f">= 1 and radius ({radius}) > 0."
+        )
+    pairs, own = _pairs_with_divisions(video, truth.divisions, delta, frames)
+    _check_positions(truth.divisions, video.shape[1:])
+    times, divs = video.times, truth.divisions
+    rng = np.random.default_rng(seed)
+    min_distance = max(1, round(radius))
+    total, done = 3 * len(pairs) + 2, 0
+    peaks: dict[str, list[np.ndarray]] = {m: [] for m in METHODS[:3]}
+    draws: list[list[np.ndarray]] = [[] for _ in range(random_draws)]
+    centres: dict[str, list[tuple[float, float, float]]] = {
+        "division": [],
+        "cell": [],
+        "background": [],
+    }
+    held: dict[int, np.ndarray] = {}
+    for k, (i, j) in enumerate(pairs):
+        if stop():
+            raise Cancelled("evaluation stopped; no table written")
+        held = {f: held[f] if f in held else video.frame(f) for f in (i, j)}
+        t0, t1 = int(times[i]), int(times[j])
+        diff = gaussian(np.abs(held[j] - held[i]), sigma=radius / 6)
+        peaks["frame difference"].append(_peaks(diff, t0, top_k, min_distance))
+        fg = foreground(held[i], truth.markers.get(t0)) | foreground(
+            held[j], truth.markers.get(t1)
+        )
+        for draw in draws:
+            pts = random_points(fg, top_k, min_distance, rng)
+            draw.append(
+                np.column_stack([np.full(len(pts), t0), pts, np.zeros(len(pts))])
+            )
+        centres["division"] += [(t1, *divs[d].center) for d in own[k]]
+        window = (t0, t1 - t0, tolerance)
+        centres["cell"] += [
+            (t1, y, x) for y, x in _cell_centres(truth, t1, window, radius, crops, rng)
+        ]
+        centres["background"] += [
+            (t1, y, x) for y, x in _background_centres(fg, radius, crops, rng)
+        ]
+        done += 1
+        yield Progress("evaluate", done, total)
+
+    size = model.config.data.size
+    accuracy: dict[str, dict[str, float]] = {}
+    for name, net in (
+        ("TAP model", model),
+        ("untrained network", untrained_like(model, seed)),
+    ):
+        for ev in attribute(net, video, delta, tile, stop, pairs):
+            if isinstance(ev, FrameDone):
+                t0 = int(times[pairs[ev.index, 0]])
+                peaks[name].append(_peaks(ev.data, t0, top_k, min_distance))
+            elif isinstance(ev, Progress):
+                yield Progress("evaluate", done + ev.done, total)
+        if stop():
+            raise Cancelled("evaluation stopped; no table written")
+        done += len(pairs)
+        accuracy[name] = {
+            f"acc_{kind}": crop_accuracy(net, video, np.array(c), size, delta)
+            for kind, c in centres.items()
+        }
+        done += 1
+        yield Progress("evaluate", done, total)
+
+    own_all = np.unique(np.concatenate(own))
+
+    def score(tables: list[np.ndarray]) -> dict[str, float]:
+        return peak_metrics(
+            np.concatenate(tables), divs, own_all, delta, radius, tolerance
+        )
+
+    no_accuracy = {f"acc_{kind}": math.nan for kind in centres}
+    rows = {name: {**score(peaks[name]), **accuracy[name]} for name in METHODS[:2]}
+    rows["frame difference"] = {**score(peaks["frame difference"]), **no_accuracy}
+    per_draw = [score(d) for d in draws]
+    rows["random foreground"] = {
+        **{m: float(np.mean([p[m] for p in per_draw])) for m in per_draw[0]},
+        **no_accuracy,
+    }
+    settings: dict[str, int | float | str] = {
+        "model": str(model.folder or "unsaved"),
+        "video": video.name,
+        "frames": f"{times[pairs[0, 0]]}-{times[pairs[-1, 1]]}",
+        "delta": delta,
+        "pairs": len(pairs),
+        "divisions": len(own_all),
+        "k": top_k,
+        "radius": radius,
+        "tolerance": tolerance,
+        "crop_size": size,
+        **{f"crops_{kind}": len(c) for kind, c in centres.items()},
+        "seed": seed,
+        "random_draws": random_draws,
+    }
+    yield Done(EvaluationTable(rows, settings))
+
+
+def peak_metrics(
+    table: np.ndarray,
+    divisions: Sequence[Division],
+    own: np.ndarray,
+    delta: int,
+    radius: float,
+    tolerance: int,
+) -> dict[str, float]:
+    """Precision and recall of peaks (rows t, y, x, score) on divisions, same pair and ± tolerance.
+
+    ``own`` indexes the divisions that recall counts (those inside the evaluated pairs).
+    """
+    out = {}
+    for suffix, tol in (("", 0), ("_tol", tolerance)):
+        hits = hit_matrix(table, divisions, delta, radius, tol)
+        out[f"precision{suffix}"] = (
+            float(hits.any(1).mean()) if len(table) else math.nan
+        )
+        out[f"recall{suffix}"] = (
+            float(hits[:, own].any(0).mean()) if len(own) else math.nan
+        )
+    return out
+
+
+def hit_matrix(
+    table: np.ndarray,
+    divisions: Sequence[Division],
+    delta: int,
+    radius: float,
+    tolerance: int = 0,
+) -> np.ndarray:
+    """(N, D) bool: peak n (row t, y, x, score) lies on division d (any of its positions)."""
+    cols = [
+        division_hits(
+            table,
+            np.column_stack([np.full(len(d.points), d.t), d.points]),
+            delta,
+            radius,
+            tolerance,
+        )
+        for d in divisions
+    ]
+    return np.stack(cols, axis=1) if cols else np.zeros((len(table), 0), bool)
+
+
+def untrained_like(model: TapModel, seed: int = 0) -> TapModel:
+    """Build a freshly initialised network of the same architecture, on the same device (seeded)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = TapModel(model.config)
+    fresh.net.eval()
+    return fresh.to(model.device)
+
+
+def random_points(
+    mask: np.ndarray, k: int, min_distance: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Up to ``k`` (y, x) points drawn uniformly in ``mask``, at least ``min_distance`` apart.
+
+    The chance level of peak picking: unlike peaks of a smoothed noise image, the
+    points are not drawn to the frame border.
+    """
+    ys, xs = np.nonzero(mask)
+    chosen: list[tuple[int, int]] = []
+    for n in rng.permutation(len(ys)):
+        if all(math.hypot(ys[n] - y, xs[n] - x) >= min_distance for y, x in chosen):
+            chosen.append((int(ys[n]), int(xs[n])))
+            if len(chosen) == k:
+                break
+    return np.asarray(chosen, float).reshape(-1, 2)
+
+
+def _peaks(score_map: np.ndarray, t0: int, k: int, min_distance: int) -> np.ndarray:
+    """Rows (t0, y, x, score) of the top-k peaks of a map."""
+    r = top_regions(score_map, k, min_distance)
+    return np.column_stack([np.full(len(r), t0, float), r]).reshape(-1, 4)
+
+
+def _pairs_with_divisions(
+    video: Video,
+    divisions: Sequence[Division],
+    delta: int,
+    frames: tuple[int, int] | None,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Pairs (positions i, j) inside ``frames`` that contain a division, and those divisions."""
+    pairs, t = video.pairs(delta), video.times
+    lo, hi = frames if frames is not None else (t[0], t[-1])
+    pairs = pairs[(t[pairs[:, 0]] >= lo) & (t[pairs[:, 1]] <= hi)]
+    if len(pairs) == 0:
+        raise TracksError(
+            f"{video.name} has no pair of frames {delta} apart within frames {lo}-{hi}; "
+            "widen the frame range or use a smaller delta."
+        )
+    td = np.array([d.t for d in divisions], int)
+    own = [np.flatnonzero((td > t[i]) & (td <= t[j])) for i, j in pairs]
+    keep = np.array([len(o) > 0 for o in own])
+    if not keep.any():
+        raise TracksError(
+            f"no division of the ground truth falls inside a pair of frames {lo}-{hi} of "
+            f"{video.name}; check the frame range and that the lineage belongs to this video."
+        )
+    return pairs[keep], [o for o, kept in zip(own, keep, strict=True) if kept]
+
+
+def _check_positions(divisions: Sequence[Division], shape: tuple[int, ...]) -> None:
+    """Fail when division positions lie outside the frames (ground truth of another video)."""
+    pts = (
+        np.concatenate([d.points for d in divisions]) if divisions else np.zeros((0, 2))
+    )
+    if len(pts) and (pts.min() < -0.5 or np.any(pts.max(0) > np.array(shape) - 0.5)):
+        raise TracksError(
+            f"division positions reach {pts.max(0).round().astype(int).tolist()} (y, x), "
+            f"outside the video's {shape[0]}x{shape[1]} frames; give the lineage of this video."
+        )
+
+
+def _cell_centres(
+    truth: Annotations,
+    t: int,
+    window: tuple[int, int, int],
+    radius: float,
+    n: int,
+    rng: np.random.Generator,
+) -> list[tuple[float, float]]:
+    """Up to ``n`` marker centroids near frame ``t`` that lie away from any division.
+
+    ``window`` is (t0, delta, tolerance) of the pair; cells within ``radius`` of
+    a division inside that window (± tolerance) are left out. Markers come from
+    the nearest mask frame no more than ``tolerance`` frames away.
+    """
+    t0, delta, tol = window
+    near = sorted((abs(f - t), f) for f in truth.markers if abs(f - t) <= tol)
+    if not near:
+        return []
+    yx = np.array(list(label_centroids(truth.markers[near[0][1]]).values()), float)
+    rows = np.column_stack([np.full(len(yx), t0), yx.reshape(-1, 2), np.zeros(len(yx))])
+    busy = hit_matrix(rows, truth.divisions, delta, radius, tol).any(1)
+    free = yx.reshape(-1, 2)[~busy]
+    pick = rng.permutation(len(free))[:n]
+    return [tuple(p) for p in free[pick]]
+
+
+def _background_centres(
+    fg: np.ndarray, radius: float, n: int, rng: np.random.Generator
+) -> list[tuple[float, float]]:
+    """``n`` random points farther than ``radius`` from any foreground pixel."""
+    ys, xs = np.nonzero(distance_transform_edt(~fg) > radius)
+    pick = rng.choice(len(ys), size=min(n, len(ys)), replace=False)
+    return [(float(ys[p]), float(xs[p])) for p in pick]
