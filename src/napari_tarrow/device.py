@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import os
 import sys
+from pathlib import Path
 
 import torch
 
@@ -69,3 +71,53 @@ def tune_cpu_allocator() -> bool:
         return False
     log.debug("glibc allocator tuned for CPU training: %s", ok)
     return bool(ok)
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes this process can still allocate for data on ``device`` (a cautious estimate).
+
+    Host memory counts everywhere (frames are read there first): the smallest of
+    the available RAM, the room left under an address-space limit (``ulimit -v``)
+    and the room left in a cgroup (container) limit. On CUDA, free GPU memory too.
+    """
+    host = min(_available_ram(), _address_space_left(), _cgroup_left())
+    if device.type == "cuda":
+        return min(host, torch.cuda.mem_get_info(device)[0])
+    return host
+
+
+def _available_ram() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:  # other Unixes: half of the physical memory
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+def _address_space_left() -> int:
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit == resource.RLIM_INFINITY:
+            return 2**62
+        used = int(Path("/proc/self/statm").read_text().split()[0])
+        return max(0, limit - used * os.sysconf("SC_PAGE_SIZE"))
+    except (ImportError, OSError, ValueError):
+        return 2**62
+
+
+def _cgroup_left() -> int:
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit == "max":
+            return 2**62
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        return max(0, int(limit) - used)
+    except (OSError, ValueError):
+        return 2**62

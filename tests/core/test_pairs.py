@@ -18,8 +18,12 @@ def _ramp_video(n: int = 10) -> Video:
     return Video(frames, percentiles=(0, 100))
 
 
-def test_labels_say_which_frame_is_earlier() -> None:
-    s = PairSampler([_ramp_video()], [1, 2], (0, 1), 24, torch.device("cpu"))
+@pytest.mark.parametrize("budget", [None, 0], ids=["in-memory", "lazy"])
+def test_labels_say_which_frame_is_earlier(budget) -> None:
+    s = PairSampler(
+        [_ramp_video()], [1, 2], (0, 1), 24, torch.device("cpu"), memory_budget=budget
+    )
+    assert s.lazy == (budget == 0)
     x, y = s.sample(64, torch.Generator().manual_seed(0))
     assert x.shape == (64, 2, 24, 24) and y.dtype == torch.int64
     m = x[:, :, 5:-5, 5:-5].mean((2, 3))
@@ -69,9 +73,10 @@ def test_no_pairs_in_interval_is_a_clear_error() -> None:
         PairSampler([_ramp_video(4)], [5], (0, 1), 24, torch.device("cpu"))
 
 
-def test_frames_smaller_than_crop_are_padded() -> None:
+@pytest.mark.parametrize("budget", [None, 0], ids=["in-memory", "lazy"])
+def test_frames_smaller_than_crop_are_padded(budget) -> None:
     v = Video(np.random.default_rng(0).random((4, 20, 30), dtype=np.float32))
-    x, _ = PairSampler([v], [1], (0, 1), 32, torch.device("cpu")).sample(
-        4, torch.Generator()
-    )
+    s = PairSampler([v], [1], (0, 1), 32, torch.device("cpu"), memory_budget=budget)
+    x, _ = s.sample(4, torch.Generator())
     assert x.shape == (4, 2, 32, 32)
+    assert float(x[:, :, 20:].abs().max()) == 0  # the padding

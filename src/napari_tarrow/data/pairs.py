@@ -1,22 +1,30 @@
 """Random frame pairs (t, t+Δt) at a shared crop location, in random order.
 
-Frames are normalised once and held as one tensor per video on the training
-device; crops are gathered with tensor indexing for the whole batch at once.
-Label 0: the pair is in forward order; 1: reversed. With the network's
-one-logit-per-frame head the label is the index of the earlier frame.
+When the normalised frames fit comfortably in memory (a quarter of what the
+device and the host have free), they are held as one tensor per video on the
+training device and crops are gathered with tensor indexing for the whole batch
+at once, without host synchronisation. Otherwise (videos larger than memory)
+each batch reads a few pairs of frames, through a small cache, and draws its
+crops from them. Label 0: the pair is in forward order; 1: reversed. With the
+network's one-logit-per-frame head the label is the index of the earlier frame.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from ..device import available_memory
 from ..errors import VideoError
 from .augment import augment_pairs, input_size
 from .video import Video
+
+log = logging.getLogger(__name__)
+CROPS_PER_PAIR = 32  # lazy sampling: about this many crops come from each pair read
 
 
 class PairSampler:
@@ -34,6 +42,12 @@ class PairSampler:
     device : torch.device
     augment : bool
         Apply :func:`augment_pairs` (crops of :func:`input_size` are gathered first).
+    memory_budget : int, optional
+        Bytes the normalised frames may take to be held at once; default a quarter
+        of :func:`~napari_tarrow.device.available_memory`. Above it, frames are
+        read lazily, a few pairs per batch.
+    pairs_per_batch : int
+        Lazy sampling: the fewest distinct pairs a batch draws its crops from.
     """
 
     def __init__(
@@ -44,33 +58,73 @@ class PairSampler:
         size: int,
         device: torch.device,
         augment: bool = False,
+        memory_budget: int | None = None,
+        pairs_per_batch: int = 4,
     ) -> None:
         self.size, self.device, self.augment = size, device, augment
         self.crop = input_size(size) if augment else size
-        self.frames: list[torch.Tensor] = []
-        self.pairs: list[torch.Tensor] = []
-        for video in videos:
-            pairs = np.concatenate([video.pairs(d, interval) for d in deltas])
-            if len(pairs) == 0:
-                continue
-            used = np.unique(pairs)
-            stack = np.stack([video.frame(i) for i in used])
-            remap = np.searchsorted(used, pairs)
-            self.frames.append(self._to_tensor(stack))
-            self.pairs.append(torch.as_tensor(remap, device=device))
-        if not self.pairs:
+        self.pairs_per_batch = pairs_per_batch
+        found = [
+            (v, np.concatenate([v.pairs(d, interval) for d in deltas])) for v in videos
+        ]
+        found = [(v, p) for v, p in found if len(p)]
+        if not found:
             names = ", ".join(v.name for v in videos)
             raise VideoError(
                 f"no frame pairs with delta {list(deltas)} inside the time interval "
                 f"{interval} of {names}; use more frames, a smaller delta or a wider split."
             )
+        need = sum(len(np.unique(p)) * v.frame_nbytes for v, p in found)
+        budget = (
+            available_memory(device) // 4 if memory_budget is None else memory_budget
+        )
+        self.lazy = need > budget
+        self.videos = [v for v, _ in found]
+        self.frames: list[torch.Tensor] = []
+        self.pairs: list[torch.Tensor] = []
+        self._cache: OrderedDict[tuple[int, int], torch.Tensor] = OrderedDict()
+        for video, pairs in found:
+            if self.lazy:
+                self.pairs.append(
+                    torch.as_tensor(pairs)
+                )  # frame positions, on the host
+                continue
+            used = np.unique(pairs)
+            self.frames.append(self._stack(video, used))
+            self.pairs.append(
+                torch.as_tensor(np.searchsorted(used, pairs), device=device)
+            )
+        if self.lazy:
+            log.info(
+                "frames need %.1f GiB, over the %.1f GiB budget: reading them lazily",
+                need / 2**30,
+                budget / 2**30,
+            )
         counts = torch.tensor([len(p) for p in self.pairs], dtype=torch.float64)
         self.weights = (counts / counts.sum()).to(device)
 
-    def _to_tensor(self, stack: np.ndarray) -> torch.Tensor:
-        x = torch.as_tensor(stack, device=self.device)
-        pad_y, pad_x = (max(0, self.crop - s) for s in stack.shape[1:])
-        return F.pad(x, (0, pad_x, 0, pad_y)) if pad_y or pad_x else x
+    def _stack(self, video: Video, used: np.ndarray) -> torch.Tensor:
+        """Normalised frames ``used`` of ``video`` as one (N, Y, X) tensor, zero-padded to the crop."""
+        h, w = video.shape[1:]
+        x = torch.zeros(
+            (len(used), max(h, self.crop), max(w, self.crop)), device=self.device
+        )
+        for k, i in enumerate(used):  # frame by frame: no second copy on the host
+            x[k, :h, :w] = torch.from_numpy(video.frame(i))
+        return x
+
+    def _cached_pair(self, v: int, pair: torch.Tensor) -> torch.Tensor:
+        """Frames (2, Y, X) of a pair of video ``v``, through a cache of a few frames."""
+        out = []
+        for i in pair.tolist():
+            key = (v, i)
+            if key not in self._cache:
+                self._cache[key] = self._stack(self.videos[v], np.array([i]))[0]
+            self._cache.move_to_end(key)
+            out.append(self._cache[key])
+        while len(self._cache) > 2 * self.pairs_per_batch:
+            self._cache.popitem(last=False)
+        return torch.stack(out)
 
     @property
     def n_pairs(self) -> int:
@@ -81,7 +135,9 @@ class PairSampler:
         self, batch: int, gen: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(pairs (B, 2, size, size) float32, labels (B,) int64)."""
-        if len(self.frames) == 1:
+        if self.lazy:
+            x = self._lazy_crops(batch, gen)
+        elif len(self.frames) == 1:
             x = self._crops(self.frames[0], self.pairs[0], batch, gen)
         else:  # gather for every video, then select: no host synchronisation
             which = torch.multinomial(
@@ -101,6 +157,23 @@ class PairSampler:
         if self.augment:
             x = augment_pairs(x, self.size, gen)
         return x, labels
+
+    def _lazy_crops(self, batch: int, gen: torch.Generator) -> torch.Tensor:
+        """Crops from a few random pairs, read one pair at a time (videos larger than memory)."""
+        dev = self.device
+        m = max(self.pairs_per_batch, -(-batch // CROPS_PER_PAIR))
+        videos = torch.multinomial(self.weights, m, replacement=True, generator=gen)
+        where = torch.rand(m, generator=gen, device=dev).tolist()
+        slots = torch.randint(0, m, (batch,), generator=gen, device=dev)
+        counts = torch.bincount(slots, minlength=m).tolist()
+        one_pair = torch.tensor([[0, 1]], device=dev)
+        parts = []
+        for v, u, n in zip(videos.tolist(), where, counts, strict=True):
+            if n:
+                pairs = self.pairs[v]
+                frames = self._cached_pair(v, pairs[int(u * len(pairs))])
+                parts.append(self._crops(frames, one_pair, n, gen))
+        return torch.cat(parts)
 
     def _crops(
         self, frames: torch.Tensor, pairs: torch.Tensor, n: int, gen: torch.Generator

@@ -1,7 +1,10 @@
 """Lazy 2D+t videos: arrays, dask/zarr arrays, multi-page TIFFs and folders of frames.
 
 A :class:`Video` knows each frame's number (folders may have gaps) and returns
-frames normalised per frame by percentiles, reading one frame at a time.
+frames normalised per frame by percentiles (estimated on at most about 512 rows
+of the frame), reading one frame at a time: a video never has to fit in memory.
+Uncompressed TIFFs are read with positioned reads rather than memory-mapped, so
+a video larger than the address-space limit of the process still opens.
 """
 
 from __future__ import annotations
@@ -66,9 +69,14 @@ class Video:
     def __len__(self) -> int:
         return self.shape[0]
 
+    @property
+    def frame_nbytes(self) -> int:
+        """Bytes of one normalised (float32) frame."""
+        return 4 * self.shape[1] * self.shape[2]
+
     def raw(self, i: int) -> np.ndarray:
-        """Frame ``i`` (position, not number) as stored, (Y, X)."""
-        return np.asarray(self._frames[i])
+        """Frame ``i`` (position, not number) as stored, (Y, X); reads only that frame."""
+        return np.asarray(self._frames[int(i)])
 
     def frame(self, i: int) -> np.ndarray:
         """Frame ``i`` normalised per frame to [0, 1] by percentiles, (Y, X) float32."""
@@ -129,7 +137,7 @@ def _check_shape(shape: tuple[int, ...] | None, name: str) -> None:
 def read_video(
     path: str | Path, percentiles: tuple[float, float] = (1.0, 99.8)
 ) -> Video:
-    """Open a (T, Y, X) TIFF or a folder of 2D TIFF frames (``t000.tif``, ...) lazily.
+    """Open a (T, Y, X) TIFF, a zarr array or a folder of 2D TIFF frames lazily.
 
     In a folder, frame numbers come from the last number in each file name; a
     missing number is a gap.
@@ -139,11 +147,13 @@ def read_video(
         raise VideoError(
             f"{path} does not exist; give a (T, Y, X) TIFF or a folder of frames."
         )
+    if path.suffix.lower() == ".zarr":
+        return Video(_open_zarr(path), name=path.name, percentiles=percentiles)
     if path.is_dir():
         return _read_folder(path, percentiles)
     if path.suffix.lower() not in _TIFF_SUFFIXES:
         raise VideoError(
-            f"{path}: unsupported file type; give a .tif/.tiff or a folder."
+            f"{path}: unsupported file type; give a .tif/.tiff, a .zarr or a folder."
         )
     import tifffile
 
@@ -155,17 +165,38 @@ def read_video(
 
 
 def _open_tiff(path: Path, tifffile: Any) -> Any:
-    """Memory-map when the file allows it, else read the series lazily page by page."""
-    try:
-        return tifffile.memmap(path, mode="r")
-    except ValueError:
-        pass
+    """Frame-wise reader: positioned reads when uncompressed, else page by page."""
     with tifffile.TiffFile(path) as tif:
-        shape = tif.series[0].shape
-        n_pages = len(tif.series[0].pages)
+        series = tif.series[0]
+        shape, offset = tuple(series.shape), series.dataoffset
+        dtype = np.dtype(tif.byteorder + series.dtype.char)
+        n_pages = len(series.pages)
+    if len(shape) == 3 and offset is not None:
+        return _ContiguousTiff(path, shape, dtype, offset)
     if len(shape) == 3 and n_pages == shape[0]:
         return _LazyTiffPages(path, shape, tifffile)
-    return tifffile.imread(path)
+    return tifffile.imread(path)  # other layouts (2D, RGB, ...): Video rejects them
+
+
+class _ContiguousTiff:
+    """(T, Y, X) view of an uncompressed TIFF: frame i is one read at a known offset."""
+
+    def __init__(
+        self, path: Path, shape: tuple[int, ...], dtype: np.dtype, offset: int
+    ) -> None:
+        self.path, self.shape, self.dtype, self.offset = path, shape, dtype, offset
+        self.ndim = len(shape)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        n = self.shape[1] * self.shape[2]
+        if not 0 <= i < self.shape[0]:
+            raise IndexError(f"frame {i} of {self.shape[0]}")
+        with open(self.path, "rb") as f:
+            f.seek(self.offset + int(i) * n * self.dtype.itemsize)
+            x = np.fromfile(f, self.dtype, n)
+        if x.size != n:
+            raise VideoError(f"{self.path.name} is truncated at frame {i}.")
+        return x.reshape(self.shape[1:])
 
 
 class _LazyTiffPages:
@@ -229,3 +260,23 @@ def _read_folder(path: Path, percentiles: tuple[float, float]) -> Video:
         )
     files = _FrameFiles([f for _, f in numbered], first)
     return Video(files, times=times, name=path.name, percentiles=percentiles)
+
+
+def _open_zarr(path: Path) -> Any:
+    """Open a zarr array (or a group holding one array) read-only, without loading it."""
+    try:
+        import zarr
+    except ImportError as e:
+        raise VideoError(
+            f"{path} is a zarr store; reading it needs the zarr package: pip install zarr"
+        ) from e
+    z = zarr.open(str(path), mode="r")
+    if not hasattr(z, "shape"):  # a group: take its only array
+        arrays = list(z.array_keys())
+        if len(arrays) != 1:
+            raise VideoError(
+                f"{path} holds {len(arrays)} arrays ({', '.join(arrays)}); give the "
+                "path of the one (T, Y, X) array inside it."
+            )
+        z = z[arrays[0]]
+    return z
