@@ -218,13 +218,21 @@ def _frame_range(text: str) -> tuple[int, int]:
 def cmd_evaluate(a: argparse.Namespace) -> None:
     """Attribution peaks and TAP accuracy on annotated divisions, beside controls."""
     from .ctc import read_ctc
+    from .data.video import read_video
+    from .errors import ModelFolderError
     from .evaluate import evaluate
     from .export import check_output
+    from .model import WEIGHTS, TapModel
 
     if a.out:
         check_output(a.out)
     truth = read_ctc(a.tracks)
-    model, video = _load(a)
+    model = TapModel.from_folder(a.model, device=a.device, which=a.weights or "best")
+    if a.weights and not (Path(a.model) / WEIGHTS[a.weights]).is_file():
+        raise ModelFolderError(
+            f"{a.model} has no {WEIGHTS[a.weights]}; choose the other --weights."
+        )
+    video = read_video(a.video, model.config.data.percentiles)
     with StopOnInterrupt() as stop:
         table = run_events(
             evaluate(
@@ -364,6 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--frames", type=_frame_range, help="frame numbers A-B (default: all)"
     )
     e.add_argument("--delta", type=int, default=1)
+    e.add_argument(
+        "--weights",
+        choices=["best", "last"],
+        help="weights_best (lowest validation loss, the default) or weights_last",
+    )
     e.add_argument("--tile", type=int, default=512, help="tile side for large frames")
     e.add_argument("--device", default="auto")
     e.add_argument(

@@ -1,6 +1,7 @@
 """``napari-tarrow evaluate`` on simulated nuclei written in Cell Tracking Challenge format."""
 
 import csv
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,9 @@ def test_evaluate_writes_the_table(ctc, tiny_model_dir, tmp_path, capsys) -> Non
     out = tmp_path / "table.csv"
     argv = ["-q", "evaluate", str(tiny_model_dir), str(video), "--tracks", str(tracks)]
     opts = ["--out", str(out), "--top-k", "2", "--radius", "10", "--frames", "0-3"]
-    assert main([*argv, *opts, "--device", "cpu", "--seed", "3"]) == 0
+    assert (
+        main([*argv, *opts, "--device", "cpu", "--seed", "3", "--weights", "last"]) == 0
+    )
     printed = capsys.readouterr().out
     assert "frame difference" in printed and f"wrote {out}" in printed
     with open(out) as f:
@@ -94,3 +97,13 @@ def test_frames_without_divisions_exit_2(ctc, tiny_model_dir, capsys) -> None:
     with pytest.raises(SystemExit):
         main([*argv, "--frames", "3-1"])
     assert "first frame is after the last" in capsys.readouterr().err
+
+
+def test_missing_weights_file_is_named(ctc, tiny_model_dir, tmp_path, capsys) -> None:
+    _, video, tracks = ctc
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    (model / "weights_last.safetensors").unlink()
+    argv = ["-q", "evaluate", str(model), str(video), "--tracks", str(tracks)]
+    assert main([*argv, "--weights", "last", "--device", "cpu"]) == 2
+    assert "has no weights_last.safetensors" in capsys.readouterr().err
