@@ -1,0 +1,44 @@
+"""Per-frame TAP features kept in memory, so retraining after more painting is fast.
+
+Frames are keyed by a hash of their raw pixels, so the cache survives a new
+``Video`` wrapper around the same data (as a napari layer gives each time) and
+notices edited frames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+
+from ..data.video import Video
+from ..features import DEFAULT_TILE, frame_features
+from ..model import TapModel
+
+
+class FeatureCache:
+    """Frozen features z (C, Y, X) of frames, stored as float16 on the CPU."""
+
+    def __init__(self, model: TapModel, tile: int = DEFAULT_TILE) -> None:
+        self.model = model
+        self.tile = tile
+        self._store: dict[bytes, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def features(self, video: Video, i: int) -> torch.Tensor:
+        """Return the features of frame position ``i`` as float32 on the model's device."""
+        raw = np.ascontiguousarray(video.raw(i))
+        key = hashlib.blake2b(raw.data, digest_size=16)
+        key.update(repr((raw.shape, raw.dtype.str, video.percentiles)).encode())
+        digest = key.digest()
+        if digest not in self._store:
+            z = frame_features(self.model, video.frame(i), self.tile)
+            self._store[digest] = z.to("cpu", torch.float16)
+        return self._store[digest].to(self.model.device, torch.float32)
+
+    def clear(self) -> None:
+        """Forget all frames (e.g. to free memory)."""
+        self._store.clear()

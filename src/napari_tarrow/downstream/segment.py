@@ -1,0 +1,515 @@
+"""Segment dividing cells from a few painted labels, on TAP features of frame pairs.
+
+The input of frame t is the pair (t, t+Δt): the features z_t and z_{t+Δt} are
+concatenated and a small head predicts, per pixel of frame t, the probability
+that it belongs to a dividing cell. Three modes share the head and the sampler:
+
+- ``"frozen"``: the TAP network is fixed, features are computed once per frame
+  and cached (retraining after more painting only trains the head);
+- ``"finetune"``: the TAP feature network (U-Net + projection) is trained with
+  the head, starting from the TAP weights;
+- ``"baseline"``: the same network from a random start on the normalised raw
+  frames, the supervised control of the same size.
+
+Only labelled pixels count in the loss, and the two classes weigh the same.
+Frames without any label are skipped. :class:`DivisionSegmenter` is UI-free: the
+napari widget and the CLI drive its generator methods.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .. import __version__
+from ..config import TapConfig, _check, _section
+from ..data.video import Video
+from ..errors import Cancelled, ConfigError, ModelFolderError, TarrowError
+from ..events import Done, Event, FrameDone, Metrics, Progress
+from ..features import DEFAULT_TILE, frame_features
+from ..model import TapModel, atomic_path
+from .cache import FeatureCache
+from .labels import BACKGROUND, DIVIDING, LabelsError, check_labels
+from .postprocess import MIN_SIZE, probability_to_labels
+from .relay import relay
+
+MODES = ("frozen", "finetune", "baseline")
+HEADS = ("linear", "conv")
+CONFIG_FILE = "segmenter.json"
+WEIGHTS_FILE = "segmenter.safetensors"
+
+
+@dataclass(frozen=True)
+class SegmentationConfig:
+    """Settings of a division segmenter (validated; round-trips through JSON).
+
+    Attributes
+    ----------
+    mode : {"frozen", "finetune", "baseline"}
+    head : {"linear", "conv"}
+        "linear": BatchNorm + 1x1 conv (a pixel-wise linear probe); "conv": a
+        3x3 conv with ``hidden`` channels, ReLU and a 1x1 conv.
+    hidden : int
+        Hidden channels of the "conv" head.
+    delta : int
+        Δt of the frame pair (t, t+Δt).
+    epochs, steps_per_epoch, batch_size, crop : int
+        Training length and the crops (pixels) each step draws from labelled frames.
+    lr, encoder_lr : float
+        Adam learning rates of the head and, when "finetune", of the TAP network
+        ("baseline" trains its network at ``lr``).
+    positive_fraction : float
+        Share of crops centred on a dividing-cell pixel (the rest on any labelled pixel).
+    threshold, min_size : float, int
+        Post-processing: probability threshold and smallest object kept (pixels).
+    seed : int
+        Seeds the head, the baseline network and the crops.
+    """
+
+    mode: str = "frozen"
+    head: str = "conv"
+    hidden: int = 32
+    delta: int = 1
+    epochs: int = 20
+    steps_per_epoch: int = 25
+    batch_size: int = 8
+    crop: int = 64
+    lr: float = 1e-3
+    encoder_lr: float = 1e-4
+    positive_fraction: float = 0.5
+    threshold: float = 0.5
+    min_size: int = MIN_SIZE
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.mode in MODES, "mode", self.mode, f"one of {MODES}")
+        _check(self.head in HEADS, "head", self.head, f"one of {HEADS}")
+        for name in ("hidden", "delta", "epochs", "steps_per_epoch", "batch_size"):
+            value = getattr(self, name)
+            _check(value >= 1, name, value, "an integer >= 1")
+        _check(self.crop >= 16, "crop", self.crop, "an integer >= 16 (pixels)")
+        _check(self.lr > 0, "lr", self.lr, "> 0")
+        _check(self.encoder_lr > 0, "encoder_lr", self.encoder_lr, "> 0")
+        _check(
+            0 <= self.positive_fraction <= 1,
+            "positive_fraction",
+            self.positive_fraction,
+            "a fraction in [0, 1]",
+        )
+        _check(0 < self.threshold < 1, "threshold", self.threshold, "in (0, 1)")
+        _check(self.min_size >= 0, "min_size", self.min_size, "an integer >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible dictionary."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SegmentationConfig:
+        """Build and validate; unknown keys are a :class:`ConfigError`."""
+        return _section("segmentation", cls, d)
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """Result of :meth:`DivisionSegmenter.predict` for the requested frames."""
+
+    labels: np.ndarray  # (N, Y, X) int32, 2D objects, ids unique across frames
+    probability: np.ndarray  # (N, Y, X) float32
+
+
+def make_head(kind: str, channels: int, hidden: int) -> nn.Sequential:
+    """Head on concatenated pair features (N, channels, Y, X) -> one logit per pixel.
+
+    The leading BatchNorm standardises the features, whose scales differ per channel.
+    """
+    norm = nn.BatchNorm2d(channels)
+    if kind == "linear":
+        return nn.Sequential(norm, nn.Conv2d(channels, 1, 1))
+    return nn.Sequential(
+        norm,
+        nn.Conv2d(channels, hidden, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(hidden, 1, 1),
+    )
+
+
+def as_video(video: Video | Any, percentiles: tuple[float, float]) -> Video:
+    """Return ``video`` if it is a :class:`Video`, else wrap the (T, Y, X) array."""
+    return video if isinstance(video, Video) else Video(video, percentiles=percentiles)
+
+
+def partners(video: Video, delta: int) -> dict[int, int]:
+    """Frame position i -> position j of frame number times[i] + Δt (where it exists)."""
+    return {int(i): int(j) for i, j in video.pairs(delta)}
+
+
+class CropSampler:
+    """Random crops of labelled frames; a share of them centred on dividing-cell pixels."""
+
+    def __init__(
+        self,
+        targets: Sequence[np.ndarray],
+        crop: int,
+        positive_fraction: float,
+        seed: int,
+    ) -> None:
+        self.shape = targets[0].shape
+        self.crop = tuple(min(crop, s) for s in self.shape)
+        self.labelled = [np.flatnonzero(t) for t in targets]
+        self.positive = [np.flatnonzero(t == DIVIDING) for t in targets]
+        self.with_positive = [k for k, p in enumerate(self.positive) if len(p)]
+        self.positive_fraction = positive_fraction
+        self.rng = np.random.default_rng(seed)
+
+    def windows(self, n: int) -> list[tuple[int, slice, slice]]:
+        """``n`` crops as (target index, rows, columns)."""
+        out = []
+        for _ in range(n):
+            if self.with_positive and self.rng.random() < self.positive_fraction:
+                k = int(self.rng.choice(self.with_positive))
+                flat = self.rng.choice(self.positive[k])
+            else:
+                k = int(self.rng.integers(len(self.labelled)))
+                flat = self.rng.choice(self.labelled[k])
+            centre = np.unravel_index(flat, self.shape)
+            starts = [
+                int(np.clip(c - self.rng.integers(w), 0, s - w))
+                for c, w, s in zip(centre, self.crop, self.shape, strict=True)
+            ]
+            out.append(
+                (k, *(slice(a, a + w) for a, w in zip(starts, self.crop, strict=True)))
+            )
+        return out
+
+
+class DivisionSegmenter:
+    """A division segmentation model: TAP feature network, head and settings.
+
+    Parameters
+    ----------
+    tap : TapModel
+        Source of the features ("frozen"), of the starting weights
+        ("finetune"), or of the architecture only ("baseline"). Only "frozen"
+        keeps a reference; the other modes train their own copy.
+    config : SegmentationConfig
+    tile : int
+        Tile side for whole-frame features (bounded memory on large frames).
+    """
+
+    def __init__(
+        self,
+        tap: TapModel,
+        config: SegmentationConfig | None = None,
+        tile: int = DEFAULT_TILE,
+    ) -> None:
+        self.config = config or SegmentationConfig()
+        cfg = self.config
+        if cfg.mode == "frozen":
+            self.tap = tap
+        elif cfg.mode == "finetune":
+            self.tap = TapModel(tap.config, copy.deepcopy(tap.net))
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(cfg.seed)
+                self.tap = TapModel(tap.config).to(tap.device)
+        self.source = str(tap.folder) if tap.folder is not None else None
+        self._encoder_start = _clone(self.tap.net.state_dict())
+        channels = 2 * tap.config.model.features
+        self.head = make_head(cfg.head, channels, cfg.hidden).to(tap.device)
+        self.cache = FeatureCache(self.tap, tile)
+        self.tile = tile
+        self.fitted = False
+        self.trained_on: list[int] = []
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the weights."""
+        return self.tap.device
+
+    def fit(
+        self,
+        video: Video | np.ndarray,
+        labels: np.ndarray,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> Iterator[Event]:
+        """Train on the labelled frames; yields Progress ("features", "fit"), Metrics, Done(self).
+
+        ``labels`` is (T, Y, X): 0 = unlabelled, 1 = background, 2 = dividing
+        cell (see :func:`~napari_tarrow.downstream.labels.labels_from_mask` for
+        full masks). Each fit starts again from the TAP (or random) weights and
+        a fresh head; frozen features stay cached between fits. A stop request
+        raises :class:`~napari_tarrow.errors.Cancelled` and leaves the previous
+        weights in place, as does closing the generator early.
+        """
+        video = as_video(video, self.tap.config.data.percentiles)
+        labels = check_labels(labels, video.shape)
+        pairs = self._labelled_pairs(video, labels)
+        before = self._state(), self.fitted, self.trained_on
+        finished = False
+        try:
+            inputs = yield from self._inputs(video, pairs, stop)
+            targets = [labels[i] for i, _ in pairs]
+            yield from self._train(inputs, targets, stop)
+            finished = True
+        finally:
+            if not finished:
+                self._load_state(before[0])
+                self.fitted, self.trained_on = before[1], before[2]
+        self.fitted = True
+        self.trained_on = [int(video.times[i]) for i, _ in pairs]
+        yield Done(self)
+
+    def predict_proba(
+        self,
+        video: Video | np.ndarray,
+        frames: Sequence[int] | None = None,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> Iterator[Event]:
+        """Probability of a dividing cell per pixel for frame positions ``frames`` (default all).
+
+        Yields ``FrameDone(i, p)`` with p (Y, X) float32, Progress ("predict"), and
+        ``Done(probability)`` with (len(frames), Y, X) float32. Frames without a
+        frame t+Δt (the last Δt, or before a gap) get zeros. A stop request
+        raises :class:`~napari_tarrow.errors.Cancelled`.
+        """
+        if not self.fitted:
+            raise TarrowError("the segmenter is not trained yet; run fit first.")
+        video = as_video(video, self.tap.config.data.percentiles)
+        todo = _check_frames(frames, len(video))
+        partner = partners(video, self.config.delta)
+        z: dict[int, torch.Tensor] = {}  # the last frames' features, reused by pairs
+        out = np.zeros((len(todo), *video.shape[1:]), np.float32)
+        self.head.eval()
+        for k, i in enumerate(todo):
+            if stop():
+                raise Cancelled("prediction stopped")
+            j = partner.get(i)
+            if j is not None:
+                z = {f: z[f] if f in z else self._features(video, f) for f in (i, j)}
+                with torch.no_grad():
+                    logit = self.head(torch.cat([z[i], z[j]])[None])[0, 0]
+                out[k] = torch.sigmoid(logit).cpu().numpy()
+            yield FrameDone(i, out[k])
+            yield Progress("predict", k + 1, len(todo))
+        yield Done(out)
+
+    def predict(
+        self,
+        video: Video | np.ndarray,
+        frames: Sequence[int] | None = None,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> Iterator[Event]:
+        """:meth:`predict_proba`, ending with ``Done(Segmentation(labels, probability))``.
+
+        Labels are the connected components of ``probability >= threshold`` per
+        frame, without objects below ``min_size`` pixels.
+        """
+        proba = yield from relay(self.predict_proba(video, frames, stop))
+        cfg = self.config
+        labels = probability_to_labels(proba, cfg.threshold, cfg.min_size)
+        yield Done(Segmentation(labels, proba))
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``segmenter.json`` and ``segmenter.safetensors`` (self-contained) to ``folder``."""
+        if not self.fitted:
+            raise TarrowError("the segmenter is not trained yet; run fit before save.")
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        info = {
+            "napari_tarrow": __version__,
+            "kind": "division segmenter",
+            "config": self.config.to_dict(),
+            "tap_config": self.tap.config.to_dict(),
+            "tap_model": self.source,
+            "trained_on_frames": self.trained_on,
+        }
+        tmp = atomic_path(folder / CONFIG_FILE)
+        tmp.write_text(json.dumps(info, indent=2) + "\n")
+        os.replace(tmp, folder / CONFIG_FILE)
+        tmp = atomic_path(folder / WEIGHTS_FILE)
+        save_file(_clone(self._state()), str(tmp), metadata={"format": "napari-tarrow"})
+        os.replace(tmp, folder / WEIGHTS_FILE)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str = "cpu") -> DivisionSegmenter:
+        """Load a folder written by :meth:`save`, ready to predict (and to fit again)."""
+        folder = Path(folder)
+        if (
+            not (folder / CONFIG_FILE).is_file()
+            or not (folder / WEIGHTS_FILE).is_file()
+        ):
+            raise ModelFolderError(
+                f"{folder} is not a segmenter folder: it needs {CONFIG_FILE} and "
+                f"{WEIGHTS_FILE} (written by DivisionSegmenter.save or `segment --save-model`)."
+            )
+        try:
+            info = json.loads((folder / CONFIG_FILE).read_text())
+            config = SegmentationConfig.from_dict(info["config"])
+            tap = TapModel(TapConfig.from_dict(info["tap_config"])).to(device)
+        except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as e:
+            raise ModelFolderError(f"{folder / CONFIG_FILE} is corrupt: {e}") from e
+        tap.folder = Path(info["tap_model"]) if info.get("tap_model") else None
+        seg = cls(tap, config)
+        try:
+            seg._load_state(load_file(str(folder / WEIGHTS_FILE)))
+        except (SafetensorError, RuntimeError, OSError) as e:
+            first = str(e).strip().splitlines()[0]
+            raise ModelFolderError(
+                f"{folder / WEIGHTS_FILE} is corrupt or does not match the config: {first}"
+            ) from e
+        seg.tap.net.eval()
+        seg._encoder_start = _clone(seg.tap.net.state_dict())
+        seg.fitted = True
+        seg.trained_on = list(info.get("trained_on_frames", []))
+        return seg
+
+    # -- internals ---------------------------------------------------------------
+
+    def _features(self, video: Video, i: int) -> torch.Tensor:
+        """Return z (C, Y, X) of frame position ``i``: cached when frozen, else computed now."""
+        if self.config.mode == "frozen":
+            return self.cache.features(video, i)
+        return frame_features(self.tap, video.frame(i), self.tile)
+
+    def _labelled_pairs(
+        self, video: Video, labels: np.ndarray
+    ) -> list[tuple[int, int]]:
+        """(i, j) for every labelled frame i that has a frame t+Δt."""
+        partner = partners(video, self.config.delta)
+        labelled = np.flatnonzero(labels.reshape(len(labels), -1).any(axis=1))
+        pairs = [(int(i), partner[int(i)]) for i in labelled if int(i) in partner]
+        if not pairs:
+            raise LabelsError(
+                f"the labelled frames {video.times[labelled].tolist()} have no frame "
+                f"t+Δt (Δt = {self.config.delta}); label frames that are followed by one."
+            )
+        classes = np.unique(np.concatenate([labels[i].ravel() for i, _ in pairs]))
+        if DIVIDING not in classes or BACKGROUND not in classes:
+            raise LabelsError(
+                "the labelled frames that have a frame t+Δt lack dividing-cell (2) or "
+                "background (1) pixels; label both classes on frames before the last Δt."
+            )
+        return pairs
+
+    def _inputs(
+        self, video: Video, pairs: list[tuple[int, int]], stop: Callable[[], bool]
+    ) -> Iterator[Event]:
+        """Per labelled pair, the network input on the CPU (returned by ``yield from``).
+
+        Frozen: features (2C, Y, X) float16, cached per frame; otherwise the
+        normalised frames (2, Y, X).
+        """
+        out = []
+        for k, (i, j) in enumerate(pairs):
+            if stop():
+                raise Cancelled("training stopped while computing features")
+            if self.config.mode == "frozen":
+                x = torch.cat([self.cache.features(video, f) for f in (i, j)])
+                out.append(x.to("cpu", torch.float16))
+            else:
+                out.append(torch.from_numpy(np.stack([video.frame(i), video.frame(j)])))
+            yield Progress("features", k + 1, len(pairs))
+        return out
+
+    def _train(
+        self,
+        inputs: list[torch.Tensor],
+        targets: list[np.ndarray],
+        stop: Callable[[], bool],
+    ) -> Iterator[Event]:
+        """Run the optimisation loop (yields Progress and Metrics)."""
+        cfg, dev = self.config, self.device
+        counts = np.bincount(np.concatenate([t.ravel() for t in targets]), minlength=3)
+        weight = torch.tensor(
+            [0.0, *(counts[1:].sum() / (2.0 * counts[1:]))], device=dev
+        )  # both classes weigh the same in total
+        sampler = CropSampler(targets, cfg.crop, cfg.positive_fraction, cfg.seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            channels = 2 * self.tap.config.model.features
+            self.head = make_head(cfg.head, channels, cfg.hidden).to(dev)
+        if cfg.mode != "frozen":
+            self.tap.net.load_state_dict(self._encoder_start)
+        params = [{"params": self.head.parameters(), "lr": cfg.lr}]
+        if cfg.mode != "frozen":
+            enc_lr = cfg.encoder_lr if cfg.mode == "finetune" else cfg.lr
+            params.append({"params": self.tap.net.parameters(), "lr": enc_lr})
+        opt = torch.optim.Adam(params)
+        self.head.train()
+        self.tap.net.train(cfg.mode != "frozen")
+        total = cfg.epochs * cfg.steps_per_epoch
+        labels_t = [torch.from_numpy(t.astype(np.int64)) for t in targets]
+        for epoch in range(cfg.epochs):
+            losses = []
+            for step in range(cfg.steps_per_epoch):
+                if stop():
+                    raise Cancelled("training stopped; the previous weights are kept")
+                wins = sampler.windows(cfg.batch_size)
+                x = torch.stack([inputs[k][:, ys, xs] for k, ys, xs in wins])
+                y = torch.stack([labels_t[k][ys, xs] for k, ys, xs in wins]).to(dev)
+                logit = self._logits(x.to(dev, torch.float32))
+                w = weight[y]
+                bce = F.binary_cross_entropy_with_logits(
+                    logit, (y == DIVIDING).float(), reduction="none"
+                )
+                loss = (w * bce).sum() / w.sum().clamp_min(1e-6)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.detach()))
+                done = epoch * cfg.steps_per_epoch + step + 1
+                yield Progress("fit", done, total, {"loss": losses[-1]})
+            yield Metrics(epoch, {"loss": float(np.mean(losses))})
+        self.head.eval()
+        self.tap.net.eval()
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Network input crops (B, Cin, h, w) -> logits (B, h, w)."""
+        if self.config.mode != "frozen":
+            b, _, h, w = x.shape
+            x = self.tap.net.features(x.reshape(b * 2, 1, h, w)).reshape(b, -1, h, w)
+        return self.head(x)[:, 0]
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        """Weights of the head and the TAP network, prefixed "head." and "tap."."""
+        state = {f"head.{k}": v for k, v in self.head.state_dict().items()}
+        state.update({f"tap.{k}": v for k, v in self.tap.net.state_dict().items()})
+        return _clone(state)
+
+    def _load_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Inverse of :meth:`_state`."""
+        for prefix, module in (("head.", self.head), ("tap.", self.tap.net)):
+            part = {
+                k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)
+            }
+            module.load_state_dict(part)
+
+
+def _clone(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Detached contiguous CPU copies of a state dict."""
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}
+
+
+def _check_frames(frames: Sequence[int] | None, n: int) -> list[int]:
+    """Frame positions to predict (default all), each within 0..n-1."""
+    if frames is None:
+        return list(range(n))
+    todo = [int(f) for f in frames]
+    bad = [f for f in todo if not 0 <= f < n]
+    if bad:
+        raise ConfigError(f"frames {bad} are outside the video's 0..{n - 1}.")
+    return todo
