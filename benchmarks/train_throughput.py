@@ -2,6 +2,7 @@
 
     python benchmarks/train_throughput.py --device cpu --batch 32 --size 96
     python benchmarks/train_throughput.py --device cuda --batch 128 256 512 --amp both --compile both
+    python benchmarks/train_throughput.py --device cpu --channels-last both --threads 1 2
 
 Each row: samples/s of full steps (sampling + augmentation + forward/backward/Adam),
 the fraction of the step spent sampling/augmenting, and peak GPU memory. Rounds of
@@ -25,7 +26,9 @@ from napari_tarrow.sample_data import dividing_cells
 from napari_tarrow.train import train_step
 
 
-def make_variant(dev, batch, size, features, amp, compile_, augment, sampler_cache):
+def make_variant(
+    dev, batch, size, features, amp, compile_, augment, sampler_cache, channels_last
+):
     cfg = TapConfig(
         data=DataConfig(size=size, augment=augment),
         model=ModelConfig(features=features),
@@ -40,7 +43,7 @@ def make_variant(dev, batch, size, features, amp, compile_, augment, sampler_cac
     from napari_tarrow.model import TapModel
 
     net = TapModel(cfg).to(dev).net.train()
-    if dev.type == "cuda":
+    if channels_last:
         net.to(memory_format=torch.channels_last)
     step_net = torch.compile(net) if compile_ else net
     opt = torch.optim.Adam(net.parameters(), lr=4e-4)
@@ -57,6 +60,7 @@ def make_variant(dev, batch, size, features, amp, compile_, augment, sampler_cac
 
 def run_steps(v, dev, n):
     tc = v["cfg"].train
+    torch.set_num_threads(v["threads"])
     sync(dev)
     t0 = time.perf_counter()
     for _ in range(n):
@@ -79,6 +83,14 @@ def main() -> None:
     p.add_argument("--features", type=int, default=32)
     p.add_argument("--amp", choices=["on", "off", "both"], default="off")
     p.add_argument("--compile", choices=["on", "off", "both"], default="off")
+    p.add_argument(
+        "--channels-last",
+        choices=["on", "off", "both"],
+        help="default: on for CUDA (as train does), off elsewhere",
+    )
+    p.add_argument(
+        "--threads", type=int, nargs="+", default=[0], help="torch threads (0: default)"
+    )
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--steps", type=int, default=3, help="timed steps per round")
     p.add_argument("--rounds", type=int, default=3)
@@ -88,14 +100,17 @@ def main() -> None:
     if dev.type == "cpu" and not a.no_allocator_tuning:
         tune_cpu_allocator()
     choice = {"on": [True], "off": [False], "both": [False, True]}
+    cl = a.channels_last or ("on" if dev.type == "cuda" else "off")
     cache: dict = {}
     variants = {}
-    for batch, amp, comp in itertools.product(
-        a.batch, choice[a.amp], choice[a.compile]
+    default_threads = torch.get_num_threads()
+    for batch, amp, comp, last, threads in itertools.product(
+        a.batch, choice[a.amp], choice[a.compile], choice[cl], a.threads
     ):
         v = make_variant(
-            dev, batch, a.size, a.features, amp, comp, not a.no_augment, cache
+            dev, batch, a.size, a.features, amp, comp, not a.no_augment, cache, last
         )
+        v["threads"] = threads or default_threads
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
         run_steps(v, dev, 2)  # warm-up (and compilation)
@@ -105,7 +120,7 @@ def main() -> None:
             if dev.type == "cuda"
             else float("nan")
         )
-        variants[(batch, amp, comp)] = v
+        variants[(batch, amp, comp, last, v["threads"])] = v
     for _ in range(a.rounds):
         for v in variants.values():
             run_steps(v, dev, a.steps)
@@ -115,13 +130,15 @@ def main() -> None:
         f"features {a.features}, augment {not a.no_augment}"
     )
     print(
-        f"{'batch':>6} {'amp':>5} {'compile':>8} {'samples/s':>10} {'data %':>7} {'GPU GiB':>8}"
+        f"{'batch':>6} {'amp':>5} {'compile':>8} {'ch-last':>8} {'threads':>8} "
+        f"{'samples/s':>10} {'data %':>7} {'GPU GiB':>8}"
     )
-    for (batch, amp, comp), v in variants.items():
+    for (batch, amp, comp, last, threads), v in variants.items():
         step = min(v["times"])
         data = min(v["data_times"])
         print(
-            f"{batch:>6} {amp!s:>5} {comp!s:>8} {batch / step:>10.1f} "
+            f"{batch:>6} {amp!s:>5} {comp!s:>8} {last!s:>8} "
+            f"{threads:>8} {batch / step:>10.1f} "
             f"{100 * data / step:>6.1f}% {v['mem']:>8.2f}"
         )
 
