@@ -15,6 +15,7 @@ from typing import Any
 from .errors import ConfigError
 
 SCHEMA_VERSION = 1
+PADDING_MODES = ("zeros", "replicate")
 
 
 def _check(ok: bool, name: str, value: Any, valid: str) -> None:
@@ -94,12 +95,17 @@ class ModelConfig:
         Channels of the first U-Net level; doubled at each level.
     head_features : int
         Hidden channels of the permutation-equivariant head.
+    padding_mode : str
+        What the U-Net's 3x3 convolutions, and the padding of frames to a multiple
+        of ``2 ** unet_depth``, see beyond the border: "zeros" (our models) or
+        "replicate" (the edge pixel, as in models of the reference implementation).
     """
 
     features: int = 32
     unet_depth: int = 3
     unet_channels: int = 32
     head_features: int = 32
+    padding_mode: str = "zeros"
 
     def __post_init__(self) -> None:
         _check(1 <= self.features <= 1024, "features", self.features, "1..1024")
@@ -115,6 +121,12 @@ class ModelConfig:
             "head_features",
             self.head_features,
             "1..1024",
+        )
+        _check(
+            self.padding_mode in PADDING_MODES,
+            "padding_mode",
+            self.padding_mode,
+            " or ".join(repr(m) for m in PADDING_MODES),
         )
 
     @property

@@ -80,6 +80,9 @@ class TapModel:
     ) -> TapModel:
         """Load a model folder in eval mode; falls back to the last weights if no best.
 
+        A folder of the reference implementation (``model_kwargs.yaml`` and
+        ``model_state.pt``) loads through :mod:`napari_tarrow.reference_model`.
+
         Raises
         ------
         ModelFolderError
@@ -97,8 +100,13 @@ class TapModel:
                 f"model folder {folder} does not exist; train one first."
             )
         if not (folder / CONFIG).exists():
+            from .reference_model import is_reference_folder, load_reference_folder
+
+            if is_reference_folder(folder):
+                return load_reference_folder(folder, device)
             raise ModelFolderError(
-                f"{folder} has no {CONFIG}; it is not a napari-tarrow model folder."
+                f"{folder} has no {CONFIG}; it is not a napari-tarrow model folder "
+                "(nor one of the reference implementation, with model_kwargs.yaml)."
             )
         try:
             config = TapConfig.load(folder / CONFIG)

@@ -20,7 +20,9 @@ class TapNet(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.backbone = UNet(1, cfg.unet_channels, cfg.unet_channels, cfg.unet_depth)
+        self.backbone = UNet(
+            1, cfg.unet_channels, cfg.unet_channels, cfg.unet_depth, cfg.padding_mode
+        )
         self.proj = projection(cfg.unet_channels, cfg.features)
         self.head = TimeArrowHead(cfg.features, cfg.head_features)
 

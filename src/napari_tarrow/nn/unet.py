@@ -7,13 +7,13 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def conv_block(cin: int, cout: int) -> nn.Sequential:
+def conv_block(cin: int, cout: int, padding_mode: str = "zeros") -> nn.Sequential:
     """Two 3x3 conv + BatchNorm + LeakyReLU, as in the paper's U-Net levels."""
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False, padding_mode=padding_mode),
         nn.BatchNorm2d(cout),
         nn.LeakyReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False, padding_mode=padding_mode),
         nn.BatchNorm2d(cout),
         nn.LeakyReLU(inplace=True),
     )
@@ -22,9 +22,10 @@ def conv_block(cin: int, cout: int) -> nn.Sequential:
 class UNet(nn.Module):
     """U-Net with ``depth`` max-pool steps; channels ``c, 2c, .., 2**depth c``.
 
-    Inputs (N, C_in, Y, X) of any size are zero-padded at the bottom/right to a
+    Inputs (N, C_in, Y, X) of any size are padded at the bottom/right to a
     multiple of ``2**depth`` and the output is cropped back, so tiles that start
-    on that grid reproduce the untiled result (zero padding = the convs' own).
+    on that grid reproduce the untiled result. ``padding_mode`` ("zeros" or
+    "replicate") fills both that padding and the convolutions' own.
     """
 
     def __init__(
@@ -33,17 +34,19 @@ class UNet(nn.Module):
         out_channels: int = 32,
         channels: int = 32,
         depth: int = 3,
+        padding_mode: str = "zeros",
     ) -> None:
         super().__init__()
         widths = [channels * 2**i for i in range(depth + 1)]
         self.depth = depth
+        self.pad_mode = "constant" if padding_mode == "zeros" else padding_mode
         self.down = nn.ModuleList(
-            conv_block(cin, cout)
+            conv_block(cin, cout, padding_mode)
             for cin, cout in zip([in_channels, *widths[:-2]], widths[:-1], strict=True)
         )
-        self.bottom = conv_block(widths[-2], widths[-1])
+        self.bottom = conv_block(widths[-2], widths[-1], padding_mode)
         self.up = nn.ModuleList(
-            conv_block(widths[i + 1] + widths[i], widths[i])
+            conv_block(widths[i + 1] + widths[i], widths[i], padding_mode)
             for i in reversed(range(depth))
         )
         self.out = nn.Conv2d(widths[0], out_channels, 1)
@@ -52,7 +55,7 @@ class UNet(nn.Module):
         """(N, C_in, Y, X) -> (N, C_out, Y, X)."""
         h, w = x.shape[-2:]
         m = 2**self.depth
-        x = F.pad(x, (0, -w % m, 0, -h % m))
+        x = F.pad(x, (0, -w % m, 0, -h % m), mode=self.pad_mode)
         skips = []
         for block in self.down:
             x = block(x)
