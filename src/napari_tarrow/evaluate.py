@@ -43,6 +43,7 @@ METRICS = (
     "acc_background",
 )
 METHODS = ("TAP model", "untrained network", "frame difference", "random foreground")
+CROP_KINDS = ("division", "cell", "background")
 
 
 @torch.inference_mode()
@@ -173,14 +174,10 @@ def evaluate(
     times, divs = video.times, truth.divisions
     rng = np.random.default_rng(seed)
     min_distance = max(1, round(radius))
-    total, done = 3 * len(pairs) + 2, 0
+    total, done = 5 * len(pairs), 0
     peaks: dict[str, list[np.ndarray]] = {m: [] for m in METHODS[:3]}
     draws: list[list[np.ndarray]] = [[] for _ in range(random_draws)]
-    centres: dict[str, list[tuple[float, float, float]]] = {
-        "division": [],
-        "cell": [],
-        "background": [],
-    }
+    centres: list[dict[str, list[tuple[float, float, float]]]] = []  # per pair, kind
     held: dict[int, np.ndarray] = {}
     for k, (i, j) in enumerate(pairs):
         if stop():
@@ -197,14 +194,16 @@ def evaluate(
             draw.append(
                 np.column_stack([np.full(len(pts), t0), pts, np.zeros(len(pts))])
             )
-        centres["division"] += [(t1, *divs[d].center) for d in own[k]]
         window = (t0, t1 - t0, tolerance)
-        centres["cell"] += [
-            (t1, y, x) for y, x in _cell_centres(truth, t1, window, radius, crops, rng)
-        ]
-        centres["background"] += [
-            (t1, y, x) for y, x in _background_centres(fg, radius, crops, rng)
-        ]
+        cells = _cell_centres(truth, t1, window, radius, crops, rng)
+        background = _background_centres(fg, radius, crops, rng)
+        centres.append(
+            {
+                "division": [(t1, *divs[d].center) for d in own[k]],
+                "cell": [(t1, y, x) for y, x in cells],
+                "background": [(t1, y, x) for y, x in background],
+            }
+        )
         done += 1
         yield Progress("evaluate", done, total)
 
@@ -223,12 +222,21 @@ def evaluate(
         if stop():
             raise Cancelled("evaluation stopped; no table written")
         done += len(pairs)
+        correct, count = dict.fromkeys(CROP_KINDS, 0.0), dict.fromkeys(CROP_KINDS, 0)
+        for per_kind in centres:  # pair by pair, for progress and stop
+            if stop():
+                raise Cancelled("evaluation stopped; no table written")
+            for kind, c in per_kind.items():
+                if c:
+                    acc = crop_accuracy(net, video, np.array(c), size, delta)
+                    correct[kind] += acc * len(c)
+                    count[kind] += len(c)
+            done += 1
+            yield Progress("evaluate", done, total)
         accuracy[name] = {
-            f"acc_{kind}": crop_accuracy(net, video, np.array(c), size, delta)
-            for kind, c in centres.items()
+            f"acc_{kind}": correct[kind] / count[kind] if count[kind] else math.nan
+            for kind in CROP_KINDS
         }
-        done += 1
-        yield Progress("evaluate", done, total)
 
     own_all = np.unique(np.concatenate(own))
 
@@ -237,7 +245,7 @@ def evaluate(
             np.concatenate(tables), divs, own_all, delta, radius, tolerance
         )
 
-    no_accuracy = {f"acc_{kind}": math.nan for kind in centres}
+    no_accuracy = {f"acc_{kind}": math.nan for kind in CROP_KINDS}
     rows = {name: {**score(peaks[name]), **accuracy[name]} for name in METHODS[:2]}
     rows["frame difference"] = {**score(peaks["frame difference"]), **no_accuracy}
     per_draw = [score(d) for d in draws]
@@ -256,7 +264,7 @@ def evaluate(
         "radius": radius,
         "tolerance": tolerance,
         "crop_size": size,
-        **{f"crops_{kind}": len(c) for kind, c in centres.items()},
+        **{f"crops_{kind}": sum(len(c[kind]) for c in centres) for kind in CROP_KINDS},
         "seed": seed,
         "random_draws": random_draws,
     }
