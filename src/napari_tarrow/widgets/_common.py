@@ -1,0 +1,71 @@
+"""Pieces every napari-tarrow widget shares: the video-layer picker and run/stop buttons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox
+
+from ..data.video import Video
+from ._jobs import JobRunner
+from ._layers import layer_data, video_from_layer
+
+
+class VideoPicker(Container):
+    """Image-layer drop-down (kept in sync with the viewer) and, for n-D layers, the time axis."""
+
+    def __init__(self, viewer: Any) -> None:
+        self.viewer = viewer
+        self.layer = ComboBox(label="video layer", choices=self._choices)
+        self.time_axis = SpinBox(label="time axis", min=0, max=0, value=0)
+        self.time_axis.tooltip = (
+            "Which axis of the layer is time; the last two are Y and X, other axes are "
+            "taken at the viewer's current position."
+        )
+        super().__init__(widgets=[self.layer, self.time_axis], labels=True)
+        for name in ("inserted", "removed", "reordered"):
+            getattr(viewer.layers.events, name).connect(self._reset)
+        self.layer.changed.connect(self._layer_changed)
+        self._layer_changed()
+
+    def _choices(self, _widget: object = None) -> list[tuple[str, Any]]:
+        from napari.layers import Image
+
+        return [(la.name, la) for la in self.viewer.layers if isinstance(la, Image)]
+
+    def _reset(self, _event: object = None) -> None:
+        self.layer.reset_choices()
+
+    def _layer_changed(self, _value: object = None) -> None:
+        layer = self.layer.value
+        n = layer_data(layer).ndim if layer is not None else 3
+        self.time_axis.max = max(0, n - 3)
+        self.time_axis.visible = n > 3
+
+    def video(self) -> Video:
+        """Return the chosen layer as a lazy, checked :class:`Video` (raises VideoError)."""
+        return video_from_layer(
+            self.layer.value, self.time_axis.value, tuple(self.viewer.dims.point)
+        )
+
+
+class RunButtons(Container):
+    """Run / Stop buttons and a state line that follow a :class:`JobRunner`."""
+
+    def __init__(self, runner: JobRunner, run_text: str) -> None:
+        self.run = PushButton(text=run_text)
+        self.stop = PushButton(text="Stop", enabled=False)
+        self.status = Label(value="idle")
+        buttons = Container(
+            widgets=[self.run, self.stop], layout="horizontal", labels=False
+        )
+        super().__init__(widgets=[buttons, self.status], labels=False)
+        self.stop.changed.connect(runner.stop)
+        runner.state_changed.connect(self._follow)
+
+    def _follow(self, state: str) -> None:
+        self.run.enabled = state == "idle"
+        self.stop.enabled = state == "running"
+        self.status.value = {"stopping": "stopping after the current step…"}.get(
+            state, state
+        )

@@ -1,0 +1,123 @@
+"""From napari layers to core inputs and back: videos, result names, layers updated in place.
+
+No Qt here: these functions take and return layers and arrays, so tests can call
+them without a window.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..data.video import Video
+from ..errors import VideoError
+
+
+class AxisFrames:
+    """A lazy (T, Y, X) view of an n-D array with one axis as time and the others fixed.
+
+    Axis ``time_axis`` is time, the last two are Y and X, every other axis is held
+    at ``fixed[axis]``.
+
+    Reads one frame per index, so dask/zarr layer data is never loaded whole.
+    """
+
+    def __init__(self, data: Any, time_axis: int, fixed: dict[int, int]) -> None:
+        self.data, self.time_axis, self.fixed = data, time_axis, fixed
+        self.shape = (data.shape[time_axis], *data.shape[-2:])
+        self.ndim = 3
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        index = tuple(
+            i if ax == self.time_axis else self.fixed.get(ax, 0)
+            for ax in range(self.data.ndim - 2)
+        )
+        return np.asarray(self.data[index])
+
+
+def time_axis_choices(layer: Any) -> list[int]:
+    """Axes of ``layer`` that can be time (all but the last two); empty if none."""
+    return list(range(max(0, layer_data(layer).ndim - 2)))
+
+
+def layer_data(layer: Any) -> Any:
+    """Full-resolution data of an Image layer (level 0 of a multiscale layer)."""
+    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+
+
+def video_from_layer(
+    layer: Any, time_axis: int = 0, position: tuple[float, ...] | None = None
+) -> Video:
+    """Return a lazy :class:`Video` of an Image layer, checked for what TAP needs.
+
+    ``position`` (world coordinates, e.g. ``viewer.dims.point``) picks the index of
+    every axis other than time, Y and X; without it those axes are at 0.
+    """
+    if layer is None:
+        raise VideoError(
+            "No image layer chosen: open a time-lapse (File > Open) and pick it."
+        )
+    if getattr(layer, "rgb", False):
+        raise VideoError(
+            f"Layer '{layer.name}' is RGB; TAP needs one grayscale channel. Split it "
+            "(right-click the layer > Split RGB) and pick one channel."
+        )
+    data = layer_data(layer)
+    if data.ndim < 3:
+        raise VideoError(
+            f"Layer '{layer.name}' is a single 2D image {tuple(data.shape)}; TAP needs a "
+            "time-lapse (T, Y, X). If the frames are separate layers, select them and "
+            "right-click > Merge to Stack."
+        )
+    if not 0 <= time_axis < data.ndim - 2:
+        raise VideoError(
+            f"Time axis {time_axis} is not valid for layer '{layer.name}' with shape "
+            f"{tuple(data.shape)}: choose one of the axes 0..{data.ndim - 3}."
+        )
+    fixed: dict[int, int] = {}
+    if data.ndim > 3 and position is not None:
+        coords = layer.world_to_data(position[-layer.ndim :])
+        fixed = {
+            ax: int(np.clip(round(float(coords[ax])), 0, data.shape[ax] - 1))
+            for ax in range(data.ndim - 2)
+        }
+    frames = (
+        data
+        if data.ndim == 3 and time_axis == 0
+        else AxisFrames(data, time_axis, fixed)
+    )
+    return Video(frames, name=layer.name)
+
+
+def result_name(layer: Any, what: str) -> str:
+    """Return the fixed name of a result layer, e.g. ``"cells attribution"``."""
+    return f"{layer.name} {what}"
+
+
+def spatial_transform(layer: Any, time_axis: int = 0) -> dict[str, tuple[float, ...]]:
+    """``scale`` and ``translate`` of the (T, Y, X) axes of ``layer``, for result layers."""
+    axes = [time_axis, layer.ndim - 2, layer.ndim - 1]
+    return {
+        "scale": tuple(float(layer.scale[a]) for a in axes),
+        "translate": tuple(float(layer.translate[a]) for a in axes),
+    }
+
+
+def add_or_update(viewer: Any, kind: str, name: str, data: Any, **kwargs: Any) -> Any:
+    """Put ``data`` into the layer ``name`` and return the layer.
+
+    The layer is created as ``kind`` if missing (or replaced if it has another
+    type), so re-runs update the same layer.
+    """
+    layer = viewer.layers[name] if name in viewer.layers else None  # noqa: SIM401
+    if layer is not None and type(layer).__name__.lower() != kind:
+        viewer.layers.remove(layer)
+        layer = None
+    if layer is None:
+        return getattr(viewer, f"add_{kind}")(data, name=name, **kwargs)
+    layer.data = data
+    for key in ("scale", "translate", "features"):
+        if key in kwargs:
+            setattr(layer, key, kwargs[key])
+    return layer

@@ -1,0 +1,99 @@
+"""Models shared by the widgets of a session: trained or loaded once, picked anywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from magicgui.widgets import ComboBox, Container, PushButton
+from napari.utils.notifications import show_error, show_info
+from psygnal import Signal
+from qtpy.QtWidgets import QFileDialog
+
+from ..errors import TarrowError
+from ..model import TapModel
+
+
+class ModelStore:
+    """Models by display name (the folder's name, made unique); emits ``changed``."""
+
+    changed = Signal()
+
+    def __init__(self) -> None:
+        self.models: dict[str, TapModel] = {}
+
+    def add(self, model: TapModel) -> str:
+        """Add ``model`` (replacing one from the same folder); returns its name."""
+        folder = Path(model.folder) if model.folder else None
+        for name, other in list(self.models.items()):
+            if folder is not None and other.folder and Path(other.folder) == folder:
+                del self.models[name]
+        base = folder.name if folder else "untitled model"
+        name, k = base, 2
+        while name in self.models:
+            name, k = f"{base} ({k})", k + 1
+        self.models[name] = model
+        self.changed.emit()
+        return name
+
+    def load(self, folder: str | Path, device: str = "auto") -> str:
+        """Load a model folder (ours or the reference implementation's) and add it."""
+        return self.add(TapModel.from_folder(folder, device=device))
+
+
+#: The session's models, shared by all napari-tarrow widgets.
+STORE = ModelStore()
+
+
+def device_choices() -> list[tuple[str, str]]:
+    """(label, device) for every usable device, the fastest first."""
+    out = [
+        (f"cuda:{i} ({torch.cuda.get_device_name(i)})", f"cuda:{i}")
+        for i in range(torch.cuda.device_count())
+    ]
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        out.append(("mps (Apple GPU)", "mps"))
+    out.append(("cpu", "cpu"))
+    return out
+
+
+class ModelPicker(Container):
+    """A model drop-down fed by :data:`STORE`, with a "Load model…" button."""
+
+    def __init__(self, store: ModelStore = STORE) -> None:
+        self.store = store
+        self.combo = ComboBox(label="model", choices=self._choices)
+        self.load_button = PushButton(text="Load model…")
+        super().__init__(widgets=[self.combo, self.load_button], labels=True)
+        self.load_button.changed.connect(self._ask_folder)
+        store.changed.connect(self._refresh)
+
+    def _choices(self, _widget: object = None) -> list[str]:
+        return list(self.store.models)
+
+    def _refresh(self) -> None:
+        self.combo.reset_choices()
+        if self.store.models:
+            self.combo.value = list(self.store.models)[-1]
+
+    @property
+    def model(self) -> TapModel | None:
+        """The chosen model, or None when no model is trained or loaded yet."""
+        return self.store.models.get(self.combo.value) if self.combo.value else None
+
+    def load(self, folder: str | Path) -> None:
+        """Load ``folder`` and select it; a bad folder gives a notification."""
+        try:
+            name = self.store.load(folder)
+        except TarrowError as e:
+            show_error(str(e))
+            return
+        self.combo.value = name
+        show_info(f"Loaded model '{name}'.")
+
+    def _ask_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self.native, "Open a TAP model folder", str(Path.home())
+        )
+        if folder:
+            self.load(folder)

@@ -1,0 +1,197 @@
+"""Attribution maps: Grad-CAM per frame pair over the video, and its top regions to inspect.
+
+The map of pair (t, t+Δt) is shown at frame t of ``<layer> attribution`` (T, Y, X),
+blended over the video, so the time slider browses the maps; frames without a map
+are zero. The top-k peaks per map go to ``<layer> top regions`` and to a table:
+clicking a row moves the viewer there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+from magicgui.widgets import Container, RadioButtons, SpinBox
+from napari.utils.notifications import show_error
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..attribution import attribute
+from ..data.video import Video
+from ..errors import TarrowError, VideoError
+from ..events import Event, FrameDone
+from ..model import TapModel
+from ..regions import top_regions
+from ._common import RunButtons, VideoPicker
+from ._jobs import JobRunner
+from ._layers import add_or_update, result_name, spatial_transform
+from ._models import ModelPicker
+
+CURRENT, WHOLE = "current frame", "whole video"
+
+
+def pair_at(video: Video, t: int, delta: int) -> np.ndarray:
+    """Return the pair (t, t+Δt), or (t-Δt, t) at the end of the video, as a (1, 2) array."""
+    pairs = video.pairs(delta)
+    for column in (0, 1):
+        hit = pairs[pairs[:, column] == t]
+        if len(hit):
+            return hit[:1]
+    raise VideoError(
+        f"Frame {t} of {video.name} has no partner {delta} frames before or after; "
+        "move the time slider or use a smaller Δt."
+    )
+
+
+def attribution_job(
+    model: TapModel, video: Video, delta: int, pairs: np.ndarray, top_k: int,
+    stop: Callable[[], bool],
+) -> Iterator[Event]:  # fmt: skip
+    """Grad-CAM of ``pairs``: FrameDone(first frame, (cam, regions (k, 3) y/x/score))."""
+    for event in attribute(model, video, delta, stop=stop, pairs=pairs):
+        if isinstance(event, FrameDone):
+            cam = event.data
+            yield FrameDone(int(pairs[event.index][0]), (cam, top_regions(cam, top_k)))
+        else:
+            yield event
+
+
+class AttributionWidget(QWidget):
+    """Plugins > napari-tarrow > Attribution maps."""
+
+    def __init__(self, napari_viewer: Any) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.runner = JobRunner(self)
+        self.model = ModelPicker()
+        self.video = VideoPicker(napari_viewer)
+        self.delta = SpinBox(label="Δt (frames)", min=1, max=1000, value=1)
+        self.mode = RadioButtons(
+            label="frames", choices=[CURRENT, WHOLE], value=CURRENT
+        )
+        self.top_k = SpinBox(label="top regions per frame", min=0, max=100, value=6)
+        self.buttons = RunButtons(self.runner, "Compute attribution")
+        form = Container(
+            widgets=[
+                self.model,
+                self.video,
+                self.delta,
+                self.mode,
+                self.top_k,
+                self.buttons,
+            ]
+        )
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["frame", "y", "x", "score"])
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setToolTip("Click a row to go to that region.")
+        self.table.cellClicked.connect(self.go_to_row)
+        layout = QVBoxLayout(self)
+        layout.addWidget(form.native)
+        layout.addWidget(self.table)
+        self.buttons.run.changed.connect(self.start)
+        self.rows = np.zeros((0, 4))  # (frame, y, x, score), as in the table
+        self._maps: np.ndarray | None = None
+        self._source: Any = None
+
+    def start(self) -> None:
+        """Check the inputs, then compute the maps in a worker thread."""
+        model, layer = self.model.model, self.video.layer.value
+        try:
+            if model is None:
+                raise TarrowError(
+                    "No model: train one (Train TAP model) or load a model folder (Load model…)."
+                )
+            video = self.video.video()
+            delta = self.delta.value
+            if self.mode.value == CURRENT:
+                t = self._current_frame(layer)
+                pairs = pair_at(video, t, delta)
+            else:
+                pairs = video.pairs(delta)
+            if len(pairs) == 0:
+                raise VideoError(
+                    f"{video.name} has no pair of frames {delta} apart; use a smaller Δt."
+                )
+        except TarrowError as e:
+            show_error(str(e))
+            return
+        self._prepare_layers(layer, video, pairs)
+        top_k = self.top_k.value
+        self.runner.start(
+            lambda stop: attribution_job(model, video, delta, pairs, top_k, stop),
+            on_event=self._on_event,
+        )
+
+    def _current_frame(self, layer: Any) -> int:
+        coords = layer.world_to_data(tuple(self.viewer.dims.point)[-layer.ndim :])
+        return round(float(coords[self.video.time_axis.value]))
+
+    def _prepare_layers(self, layer: Any, video: Video, pairs: np.ndarray) -> None:
+        """Reuse this video's maps for a current-frame look; start afresh otherwise."""
+        fresh = (
+            self._maps is None
+            or self._maps.shape != video.shape
+            or self._source is not layer
+            or self.mode.value == WHOLE
+        )
+        if fresh:
+            self._maps = np.zeros(video.shape, np.float32)
+            self.rows = np.zeros((0, 4))
+        else:
+            redo = np.isin(self.rows[:, 0], pairs[:, 0])
+            self.rows = self.rows[~redo]
+        self._source = layer
+        self._show()
+
+    def _on_event(self, event: Event) -> None:
+        if not isinstance(event, FrameDone) or self._maps is None:
+            return
+        t, (cam, regions) = event.index, event.data
+        self._maps[t] = cam
+        rows = np.column_stack([np.full(len(regions), t, float), regions])
+        self.rows = np.concatenate([self.rows, rows])
+        self.rows = self.rows[np.lexsort((-self.rows[:, 3], self.rows[:, 0]))]
+        self._show()
+
+    def _show(self) -> None:
+        """Put maps and regions into their layers (created once, then updated)."""
+        layer = self._source
+        geo = spatial_transform(layer, self.video.time_axis.value)
+        peak = float(self._maps.max()) if self._maps is not None else 0.0
+        maps = add_or_update(
+            self.viewer, "image", result_name(layer, "attribution"), self._maps,
+            colormap="inferno", blending="additive", opacity=0.8, **geo,
+        )  # fmt: skip
+        maps.contrast_limits = (0.0, peak if peak > 0 else 1.0)
+        maps.refresh()
+        add_or_update(
+            self.viewer, "points", result_name(layer, "top regions"), self.rows[:, :3],
+            features={"frame": self.rows[:, 0].astype(int), "score": self.rows[:, 3]},
+            size=max(8.0, min(layer.data.shape[-2:]) / 16), face_color="transparent",
+            border_color="cyan", border_width=0.1, out_of_slice_display=False, **geo,
+        )  # fmt: skip
+        self.viewer.layers.selection.active = layer
+        self._fill_table()
+
+    def _fill_table(self) -> None:
+        self.table.setRowCount(len(self.rows))
+        for r, (t, y, x, s) in enumerate(self.rows):
+            for c, text in enumerate((f"{int(t)}", f"{y:.0f}", f"{x:.0f}", f"{s:.3g}")):
+                self.table.setItem(r, c, QTableWidgetItem(text))
+
+    def go_to_row(self, row: int, _column: int = 0) -> None:
+        """Move the time slider to the region's frame and centre the view on it."""
+        layer = self.viewer.layers[result_name(self._source, "top regions")]
+        world = layer.data_to_world(self.rows[row, :3])
+        time_axis = self.viewer.dims.ndim - 3
+        self.viewer.dims.set_point(time_axis, world[0])
+        self.viewer.camera.center = tuple(world[1:])
+        layer.selected_data = {row}

@@ -1,0 +1,120 @@
+"""Export features: the dense TAP features of a video to a (T, C, Y, X) TIFF in one click."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import tifffile
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QVBoxLayout, QWidget
+
+from ..data.video import Video
+from ..errors import TarrowError
+from ..events import Done, Event
+from ..features import export_features
+from ..model import TapModel
+from ..projection import principal_components_rgb
+from ._common import RunButtons, VideoPicker
+from ._jobs import JobRunner
+from ._layers import add_or_update, result_name, spatial_transform
+from ._models import ModelPicker
+
+
+def default_export_path(layer: Any) -> Path:
+    """``<source>_tap_features.tif`` next to the layer's file, else in the home folder."""
+    source = getattr(getattr(layer, "source", None), "path", None)
+    stem = f"{layer.name}_tap_features.tif" if layer is not None else "tap_features.tif"
+    if source:
+        src = Path(source)  # a file, or a folder of frames
+        return src.parent / f"{src.stem}_tap_features.tif"
+    return Path.home() / "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
+
+
+def export_job(
+    model: TapModel, video: Video, path: Path, dtype: str, preview: bool,
+    stop: Callable[[], bool],
+) -> Iterator[Event]:  # fmt: skip
+    """Write the features, then (optionally) their principal components: Done((path, rgb))."""
+    for event in export_features(model, video, path, dtype, stop=stop):
+        if not isinstance(event, Done):
+            yield event
+    rgb = None
+    if preview:
+        with tifffile.TiffFile(path) as tif:
+            rgb = yield from principal_components_rgb(
+                tif.asarray(out="memmap"), stop=stop
+            )
+    yield Done((path, rgb))
+
+
+class ExportWidget(QWidget):
+    """Plugins > napari-tarrow > Export features."""
+
+    def __init__(self, napari_viewer: Any) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.runner = JobRunner(self)
+        self.model = ModelPicker()
+        self.video = VideoPicker(napari_viewer)
+        self.path = FileEdit(label="save as", mode="w", filter="*.tif")
+        self.dtype = ComboBox(label="precision", choices=["float16", "float32"])
+        self.preview = CheckBox(
+            text="show the first 3 principal components", value=False
+        )
+        self.buttons = RunButtons(self.runner, "Export features")
+        form = Container(
+            widgets=[
+                self.model,
+                self.video,
+                self.path,
+                self.dtype,
+                self.preview,
+                self.buttons,
+            ]
+        )
+        QVBoxLayout(self).addWidget(form.native)
+        self.video.layer.changed.connect(self._suggest_path)
+        self._suggest_path()
+        self.buttons.run.changed.connect(self.start)
+        self._source: Any = None
+
+    def _suggest_path(self, _value: object = None) -> None:
+        self.path.value = default_export_path(self.video.layer.value)
+
+    def start(self) -> None:
+        """Check the inputs, then stream the features to the file in a worker thread."""
+        model, layer = self.model.model, self.video.layer.value
+        try:
+            if model is None:
+                raise TarrowError(
+                    "No model: train one (Train TAP model) or load a model folder (Load model…)."
+                )
+            video = self.video.video()
+        except TarrowError as e:
+            show_error(str(e))
+            return
+        path, dtype, preview = (
+            Path(self.path.value),
+            self.dtype.value,
+            self.preview.value,
+        )
+        if path.suffix.lower() not in (".tif", ".tiff"):
+            path = path.with_suffix(".tif")
+        self._source = layer
+        self.runner.start(
+            lambda stop: export_job(model, video, path, dtype, preview, stop),
+            on_done=self._on_done,
+        )
+
+    def _on_done(self, result: tuple[Path, Any]) -> None:
+        path, rgb = result
+        show_info(f"Features written to {path} (with {path.name}.json).")
+        if rgb is not None:
+            geo = spatial_transform(self._source, self.video.time_axis.value)
+            add_or_update(
+                self.viewer, "image", result_name(self._source, "features PCA"), rgb,
+                rgb=True, **geo,
+            )  # fmt: skip

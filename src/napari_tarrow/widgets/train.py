@@ -1,0 +1,201 @@
+"""Train TAP model: pick a time-lapse, train in the background, watch loss and accuracy."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    LineEdit,
+    PushButton,
+    SpinBox,
+)
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+
+from ..config import TapConfig
+from ..demo import FAST_CPU_CONFIG
+from ..errors import ConfigError, TarrowError
+from ..events import Checkpoint, Event, Metrics, Progress
+from ..model import CONFIG
+from ..train import METRICS, train
+from ._common import RunButtons, VideoPicker
+from ._jobs import JobRunner
+from ._models import STORE, device_choices
+from ._plot import MetricsPlot
+
+#: Starting points for the form; the fields then override crop size, epochs, etc.
+PRESETS: dict[str, TapConfig] = {
+    "fast (CPU, minutes)": FAST_CPU_CONFIG,
+    "paper (GPU, hours)": TapConfig(),
+}
+
+
+def default_model_folder(layer_name: str) -> Path:
+    """Return a new folder under ~/napari-tarrow/models named after the layer."""
+    base = Path.home() / "napari-tarrow" / "models" / _safe(layer_name)
+    folder, k = base, 2
+    while (folder / CONFIG).exists():
+        folder, k = base.with_name(f"{base.name}-{k}"), k + 1
+    return folder
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "video"
+
+
+def parse_deltas(text: str) -> tuple[int, ...]:
+    """Parse "1" or "1, 2" into (1,) or (1, 2); anything else is a ConfigError."""
+    try:
+        deltas = tuple(int(v) for v in text.replace(",", " ").split())
+    except ValueError:
+        deltas = ()
+    if not deltas or min(deltas) < 1:
+        raise ConfigError(
+            f"Δt {text!r} is invalid: give one or more whole numbers of frames, e.g. 1 or 1, 2."
+        )
+    return deltas
+
+
+class TrainWidget(QWidget):
+    """Plugins > napari-tarrow > Train TAP model."""
+
+    def __init__(self, napari_viewer: Any) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.runner = JobRunner(self)
+        self.video = VideoPicker(napari_viewer)
+        devices = device_choices()
+        self.device = ComboBox(label="device", choices=devices, value=devices[0][1])
+        self.preset = ComboBox(label="preset", choices=list(PRESETS))
+        self.delta = LineEdit(label="Δt (frames)", value="1")
+        self.size = SpinBox(label="crop size", min=16, max=1024, step=8)
+        self.epochs = SpinBox(label="epochs", min=1, max=10_000)
+        self.samples = SpinBox(
+            label="samples per epoch", min=8, max=10_000_000, step=32
+        )
+        self.batch = SpinBox(label="batch size", min=2, max=4096)
+        self.features = SpinBox(label="features", min=2, max=256)
+        self.out = FileEdit(label="output folder", mode="d")
+        self.out.tooltip = (
+            "A new folder for the model; an existing model is never overwritten."
+        )
+        self.buttons = RunButtons(self.runner, "Start training")
+        self.load_button = PushButton(text="Load model…")
+        form = Container(
+            widgets=[
+                self.video, self.preset, self.delta, self.size, self.epochs, self.samples,
+                self.batch, self.features, self.device, self.out, self.buttons,
+                self.load_button,
+            ]
+        )  # fmt: skip
+        self.plot = MetricsPlot()
+        layout = QVBoxLayout(self)
+        layout.addWidget(form.native)
+        layout.addWidget(self.plot)
+        self.form = form
+        self.preset.changed.connect(self._apply_preset)
+        self.preset.value = (
+            next(iter(PRESETS)) if devices[0][1] == "cpu" else list(PRESETS)[1]
+        )
+        self._apply_preset()
+        self.video.layer.changed.connect(self._suggest_folder)
+        self._suggest_folder()
+        self.buttons.run.changed.connect(self.start)
+        self.load_button.changed.connect(self._ask_folder)
+
+    def _apply_preset(self, _value: object = None) -> None:
+        c = PRESETS[self.preset.value]
+        self.size.value, self.features.value = c.data.size, c.model.features
+        self.epochs.value, self.samples.value = (
+            c.train.epochs,
+            c.train.samples_per_epoch,
+        )
+        self.batch.value = c.train.batch_size
+
+    def _suggest_folder(self, _value: object = None) -> None:
+        layer = self.video.layer.value
+        self.out.value = default_model_folder(layer.name if layer else "video")
+
+    def config(self) -> TapConfig:
+        """Return the run's configuration: the preset with the form's values."""
+        c = PRESETS[self.preset.value]
+        return TapConfig(
+            data=dataclasses.replace(
+                c.data, delta=parse_deltas(self.delta.value), size=self.size.value
+            ),
+            model=dataclasses.replace(c.model, features=self.features.value),
+            train=dataclasses.replace(
+                c.train,
+                epochs=self.epochs.value,
+                samples_per_epoch=self.samples.value,
+                batch_size=self.batch.value,
+                val_samples=min(c.train.val_samples, self.samples.value),
+                amp=self.device.value.startswith("cuda"),
+            ),
+        )
+
+    def start(self) -> None:
+        """Check the inputs, then train in a worker thread."""
+        try:
+            video, config = self.video.video(), self.config()
+        except TarrowError as e:
+            show_error(str(e))
+            return
+        out = Path(self.out.value)
+        if (out / CONFIG).exists():
+            show_error(
+                f"{out} already holds a model; choose another output folder "
+                "(an existing model is never overwritten)."
+            )
+            return
+        self.plot.clear()
+        device = self.device.value
+        self.runner.start(
+            lambda stop: train(config, [video], out, device=device, stop=stop),
+            on_event=self._on_event,
+            on_done=self._on_done,
+        )
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, Metrics):
+            self.plot.add(event.epoch + 1, event.values)
+        elif isinstance(event, Checkpoint) and event.kind == "best":
+            self.buttons.status.value = f"running; best model saved in {event.path}"
+        elif isinstance(event, Progress) and event.info:
+            i = event.info
+            self.buttons.status.value = (
+                f"epoch {int(i.get('epoch', 0))}: loss {i.get('loss', 0):.3f}, "
+                f"accuracy {i.get('acc', 0):.2f}, {i.get('samples/s', 0):.0f} samples/s"
+            )
+
+    def _on_done(self, model: Any) -> None:
+        name = STORE.add(model)
+        stopped = "stopped; " if self.runner.stop_requested else ""
+        show_info(f"Training {stopped}model '{name}' saved in {model.folder}.")
+        self._suggest_folder()
+
+    def load(self, folder: str | Path) -> None:
+        """Add an existing model folder to the session and plot its training log."""
+        try:
+            name = STORE.load(folder)
+        except TarrowError as e:
+            show_error(str(e))
+            return
+        self.plot.clear()
+        log = Path(folder) / METRICS
+        if log.exists():
+            for line in log.read_text().splitlines():
+                record = json.loads(line)
+                self.plot.add(record.pop("epoch") + 1, record)
+        show_info(f"Loaded model '{name}'.")
+
+    def _ask_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a TAP model folder")
+        if folder:
+            self.load(folder)

@@ -1,0 +1,280 @@
+"""The napari widgets driven as a user would: layers in, jobs in workers, layers and files out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_tarrow.model import TapModel
+from napari_tarrow.sample_data import dividing_cells
+from napari_tarrow.widgets import (
+    AttributionWidget,
+    ExportWidget,
+    TrainWidget,
+    _jobs,
+    _models,
+    attribution,
+    export,
+    train,
+)
+from napari_tarrow.widgets._models import STORE
+
+GEOMETRY = {"scale": (2.0, 0.5, 0.5), "translate": (0.0, 10.0, -4.0)}
+
+
+@pytest.fixture
+def messages(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Notifications the widgets showed, as (kind, text)."""
+    got: list[tuple[str, str]] = []
+    for module in (_jobs, _models, attribution, export, train):
+        for kind in ("show_error", "show_info", "show_warning"):
+            if hasattr(module, kind):
+                monkeypatch.setattr(
+                    module, kind, lambda text, _k=kind: got.append((_k, str(text)))
+                )
+    return got
+
+
+@pytest.fixture
+def viewer(make_napari_viewer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """A viewer with a small synthetic time-lapse ``cells`` (scaled and translated)."""
+    monkeypatch.setenv("HOME", str(tmp_path))  # default model folders go there
+    STORE.models.clear()
+    v = make_napari_viewer()
+    sim = dividing_cells(n_frames=8, shape=(64, 64), n_cells=6, seed=1)
+    v.add_image(sim.video, name="cells", **GEOMETRY)
+    return v
+
+
+@pytest.fixture
+def loaded_model(tiny_model_dir: Path) -> TapModel:
+    """The tiny test model, added to the session's model store."""
+    STORE.models.clear()
+    STORE.load(tiny_model_dir, device="cpu")
+    return next(iter(STORE.models.values()))
+
+
+def tiny_settings(w: TrainWidget, out: Path, epochs: int = 2) -> None:
+    w.preset.value = "fast (CPU, minutes)"
+    w.size.value, w.features.value, w.batch.value = 32, 8, 8
+    w.epochs.value, w.samples.value = epochs, 32
+    w.device.value = "cpu"
+    w.out.value = out
+
+
+def wait_idle(qtbot, runner, timeout: int = 180_000) -> None:
+    qtbot.waitUntil(lambda: runner.state == "idle", timeout=timeout)
+
+
+def test_training_runs_to_completion_and_plots(viewer, qtbot, tmp_path, messages):
+    w = TrainWidget(viewer)
+    tiny_settings(w, tmp_path / "model")
+    w.buttons.run.clicked.emit()
+    assert w.runner.state == "running"
+    assert not w.buttons.run.enabled and w.buttons.stop.enabled
+    wait_idle(qtbot, w.runner)
+    assert (tmp_path / "model" / "config.json").exists()
+    assert (tmp_path / "model" / "weights_best.safetensors").exists()
+    assert [x for x, _ in w.plot.series["loss"]] == [1.0, 2.0]
+    assert len(w.plot.series["val_acc"]) == 2
+    assert w.buttons.run.enabled and not w.buttons.stop.enabled
+    assert [kind for kind, _ in messages] == ["show_info"], messages
+    assert STORE.models["model"].folder == tmp_path / "model"
+    assert w.out.value != tmp_path / "model"  # the next run goes to a new folder
+
+
+def test_stop_returns_to_idle_and_leaves_a_loadable_model(viewer, qtbot, tmp_path):
+    w = TrainWidget(viewer)
+    tiny_settings(w, tmp_path / "model", epochs=1000)
+    w.buttons.run.clicked.emit()
+    qtbot.waitUntil(
+        lambda: (tmp_path / "model" / "config.json").exists(), timeout=30_000
+    )
+    w.buttons.stop.clicked.emit()
+    assert w.runner.state == "stopping"
+    wait_idle(qtbot, w.runner, timeout=60_000)
+    model = TapModel.from_folder(tmp_path / "model")
+    assert model.config.train.epochs == 1000
+
+
+def test_closing_the_window_stops_training(viewer, qtbot, tmp_path):
+    from qtpy.QtCore import QEvent, QObject
+    from qtpy.QtGui import QCloseEvent
+    from qtpy.QtWidgets import QApplication
+
+    class KeepOpen(QObject):  # runs after the widget's filter; napari keeps its window
+        def eventFilter(self, obj, event):
+            return event.type() == QEvent.Type.Close
+
+    w = TrainWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    window = w.window()
+    keep = KeepOpen()
+    window.installEventFilter(keep)
+    tiny_settings(w, tmp_path / "model", epochs=1000)
+    w.buttons.run.clicked.emit()
+    QApplication.sendEvent(window, QCloseEvent())
+    assert w.runner.stop_requested
+    wait_idle(qtbot, w.runner, timeout=60_000)
+    window.removeEventFilter(keep)
+
+
+def test_existing_model_folder_is_never_overwritten(viewer, tiny_model_dir, messages):
+    w = TrainWidget(viewer)
+    w.out.value = tiny_model_dir
+    w.buttons.run.clicked.emit()
+    assert w.runner.state == "idle"
+    assert messages[0][0] == "show_error" and "already holds a model" in messages[0][1]
+
+
+@pytest.mark.parametrize(
+    ("data", "kwargs", "expected"),
+    [
+        (np.zeros((32, 32)), {}, "single 2D image"),
+        (np.zeros((4, 32, 32, 3), np.uint8), {"rgb": True}, "is RGB"),
+        (np.zeros((1, 64, 64), np.float32), {}, "single frame"),
+        (np.full((6, 64, 64), np.nan, np.float32), {}, "NaN"),
+    ],
+    ids=["2d", "rgb", "too-few-frames", "nan"],
+)
+def test_bad_video_gives_a_message_and_stays_idle(
+    viewer, qtbot, tmp_path, messages, data, kwargs, expected
+):
+    viewer.add_image(data, name="bad", **kwargs)
+    w = TrainWidget(viewer)
+    tiny_settings(w, tmp_path / "model")
+    w.video.layer.value = viewer.layers["bad"]
+    w.buttons.run.clicked.emit()
+    wait_idle(qtbot, w.runner)
+    errors = [text for kind, text in messages if kind == "show_error"]
+    assert len(errors) == 1 and expected in errors[0], messages
+
+
+def test_attribution_without_a_model_says_so(viewer, messages):
+    STORE.models.clear()
+    w = AttributionWidget(viewer)
+    w.buttons.run.clicked.emit()
+    assert w.runner.state == "idle"
+    assert messages == [
+        (
+            "show_error",
+            "No model: train one (Train TAP model) or load a model folder (Load model…).",
+        )
+    ]
+
+
+def test_attribution_current_frame_then_whole_video(viewer, qtbot, loaded_model):
+    w = AttributionWidget(viewer)
+    assert w.model.model is loaded_model
+    w.top_k.value = 3
+    viewer.dims.set_point(0, 3 * GEOMETRY["scale"][0])  # frame 3 of the video
+    w.buttons.run.clicked.emit()
+    wait_idle(qtbot, w.runner)
+    maps = viewer.layers["cells attribution"]
+    points = viewer.layers["cells top regions"]
+    assert maps.data.shape == viewer.layers["cells"].data.shape
+    assert tuple(maps.scale) == GEOMETRY["scale"]
+    assert tuple(maps.translate) == GEOMETRY["translate"]
+    assert tuple(points.scale) == GEOMETRY["scale"]
+    assert maps.blending == "additive"
+    assert [t for t in range(8) if maps.data[t].any()] == [3]
+    assert 0 < len(points.data) <= 3
+    assert set(points.features["frame"]) == {3}
+    assert w.table.rowCount() == len(points.data)
+
+    w.mode.value = attribution.WHOLE
+    w.buttons.run.clicked.emit()
+    wait_idle(qtbot, w.runner)
+    assert viewer.layers["cells attribution"] is maps  # updated in place
+    assert [t for t in range(8) if maps.data[t].any()] == list(range(7))
+    assert set(points.features["frame"]) == set(range(7))
+    assert len(viewer.layers) == 3
+
+    row = 4
+    w.go_to_row(row)
+    t, y, x = points.data[row]
+    assert viewer.dims.point[0] == pytest.approx(t * 2.0)
+    assert tuple(viewer.camera.center[-2:]) == pytest.approx((10 + y / 2, -4 + x / 2))
+
+
+def test_export_writes_tiff_sidecar_and_principal_components(
+    viewer, qtbot, tmp_path, loaded_model, messages
+):
+    w = ExportWidget(viewer)
+    assert w.path.value == tmp_path / "cells_tap_features.tif"  # HOME, no source file
+    w.path.value = tmp_path / "features.tif"
+    w.preview.value = True
+    w.buttons.run.clicked.emit()
+    wait_idle(qtbot, w.runner)
+    z = tifffile.imread(tmp_path / "features.tif")
+    assert z.shape == (8, 8, 64, 64) and z.dtype == np.float16
+    side = json.loads((tmp_path / "features.tif.json").read_text())
+    assert side["axes"] == "TCYX" and side["input"] == "cells"
+    pca = viewer.layers["cells features PCA"]
+    assert pca.rgb and pca.data.shape == (8, 64, 64, 3)
+    assert tuple(pca.scale) == GEOMETRY["scale"]
+    assert messages[-1][0] == "show_info"
+
+
+def test_a_second_start_while_running_is_refused(
+    viewer, qtbot, tmp_path, loaded_model, messages
+):
+    w = ExportWidget(viewer)
+    w.path.value = tmp_path / "features.tif"
+    w.runner.start(
+        lambda stop: iter(())
+    )  # occupy the runner: a second start is refused
+    w.buttons.run.clicked.emit()
+    wait_idle(qtbot, w.runner)
+    assert not (tmp_path / "features.tif").exists()
+    assert ("show_warning", "A job is already running: stop it first.") in messages
+
+
+def test_screenshot_of_video_and_attribution_is_not_black(viewer, qtbot, loaded_model):
+    w = AttributionWidget(viewer)
+    w.mode.value = attribution.WHOLE
+    w.buttons.run.clicked.emit()
+    wait_idle(qtbot, w.runner)
+    viewer.dims.set_point(0, 2 * GEOMETRY["scale"][0])
+    viewer.show()
+    shot = viewer.screenshot(canvas_only=True, flash=False)
+    assert shot.ndim == 3 and shot[..., :3].std() > 5
+    without = viewer.layers["cells attribution"]
+    without.visible = False
+    assert np.abs(viewer.screenshot(canvas_only=True, flash=False) - shot).max() > 0
+
+
+def test_load_model_plots_its_training_log(viewer, tiny_model_dir, messages):
+    w = TrainWidget(viewer)
+    w.load(tiny_model_dir)
+    assert len(w.plot.series["loss"]) == 1
+    assert "tiny" in STORE.models
+    w.load(tiny_model_dir.parent / "missing")
+    assert messages[-1][0] == "show_error" and "does not exist" in messages[-1][1]
+
+
+def test_time_axis_of_a_4d_layer(viewer, qtbot, loaded_model):
+    video = viewer.layers["cells"].data
+    viewer.add_image(
+        np.stack([video, video[::-1]], axis=1), name="tcyx"
+    )  # (T, C, Y, X)
+    w = AttributionWidget(viewer)
+    w.video.layer.value = viewer.layers["tcyx"]
+    assert not w.video.time_axis.native.isHidden() and w.video.time_axis.max == 1
+    assert w.video.video().shape == video.shape
+    w.video.time_axis.value = 1
+    assert w.video.video().shape == (2, 64, 64)
+
+
+def test_sample_data_and_writer(make_napari_viewer, tmp_path):
+    v = make_napari_viewer()
+    (layer,) = v.open_sample("napari-tarrow", "dividing_cells")
+    assert layer.data.shape == (64, 256, 256)
+    layer.data = layer.data[:3]
+    (path,) = layer.save(str(tmp_path / "maps.tif"), plugin="napari-tarrow")
+    np.testing.assert_array_equal(tifffile.imread(path), layer.data.astype(np.float32))
+    assert json.loads(Path(f"{path}.json").read_text())["axes"] == "TYX"
