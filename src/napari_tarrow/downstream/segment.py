@@ -11,8 +11,10 @@ that it belongs to a dividing cell. Three modes share the head and the sampler:
 - ``"baseline"``: the same network from a random start on the normalised raw
   frames, the supervised control of the same size.
 
-Only labelled pixels count in the loss, and the two classes weigh the same.
-Frames without any label are skipped. :class:`DivisionSegmenter` is UI-free: the
+Only labelled pixels count in the loss, and the two classes weigh the same
+(crops also favour dividing cells); after training, the output bias is shifted
+so that probabilities follow the labelled class proportions again (logit
+adjustment), and 0.5 is a sensible threshold. Frames without any label are skipped. :class:`DivisionSegmenter` is UI-free: the
 napari widget and the CLI drive its generator methods.
 """
 
@@ -207,6 +209,9 @@ class DivisionSegmenter:
     config : SegmentationConfig
     tile : int
         Tile side for whole-frame features (bounded memory on large frames).
+    cache : FeatureCache, optional
+        Frozen features to share, e.g. between segmenters of the same TAP model
+        with other settings (used in "frozen" mode; must wrap ``tap``).
     """
 
     def __init__(
@@ -214,6 +219,7 @@ class DivisionSegmenter:
         tap: TapModel,
         config: SegmentationConfig | None = None,
         tile: int = DEFAULT_TILE,
+        cache: FeatureCache | None = None,
     ) -> None:
         self.config = config or SegmentationConfig()
         cfg = self.config
@@ -229,7 +235,11 @@ class DivisionSegmenter:
         self._encoder_start = _clone(self.tap.net.state_dict())
         channels = 2 * tap.config.model.features
         self.head = make_head(cfg.head, channels, cfg.hidden).to(tap.device)
-        self.cache = FeatureCache(self.tap, tile)
+        if cache is not None and cache.model is not self.tap:
+            raise ConfigError(
+                "a feature cache is shared only in frozen mode, for the same TAP model."
+            )
+        self.cache = FeatureCache(self.tap, tile) if cache is None else cache
         self.tile = tile
         self.fitted = False
         self.trained_on: list[int] = []
@@ -453,6 +463,7 @@ class DivisionSegmenter:
         self.tap.net.train(cfg.mode != "frozen")
         total = cfg.epochs * cfg.steps_per_epoch
         labels_t = [torch.from_numpy(t.astype(np.int64)) for t in targets]
+        seen = torch.zeros(3, device=dev)  # labelled pixels per class in the crops
         for epoch in range(cfg.epochs):
             losses = []
             for step in range(cfg.steps_per_epoch):
@@ -463,6 +474,7 @@ class DivisionSegmenter:
                 y = torch.stack([labels_t[k][ys, xs] for k, ys, xs in wins]).to(dev)
                 logit = self._logits(x.to(dev, torch.float32))
                 w = weight[y]
+                seen += torch.bincount(y.ravel(), minlength=3)
                 bce = F.binary_cross_entropy_with_logits(
                     logit, (y == DIVIDING).float(), reduction="none"
                 )
@@ -474,6 +486,13 @@ class DivisionSegmenter:
                 done = epoch * cfg.steps_per_epoch + step + 1
                 yield Progress("fit", done, total, {"loss": losses[-1]})
             yield Metrics(epoch, {"loss": float(np.mean(losses))})
+        # Logit adjustment: the crops oversample dividing cells and the loss weighs
+        # the classes equally; shifting the last bias by the log ratio of trained to
+        # labelled class odds makes the probability estimate that of the labels.
+        trained = float(weight[2] * seen[2] / (weight[1] * seen[1]).clamp_min(1e-6))
+        shift = np.log(max(trained, 1e-6)) - np.log(counts[2] / counts[1])
+        with torch.no_grad():
+            self.head[-1].bias -= float(shift)
         self.head.eval()
         self.tap.net.eval()
 
