@@ -1,0 +1,205 @@
+"""Segment divisions: paint a few dividing cells, train a small model on TAP features, see all.
+
+The convpaint loop: paint in ``<layer> division labels`` (1 = background,
+2 = dividing cell), press the button, look at ``<layer> divisions``, paint more,
+press again. Frozen TAP features stay cached between runs, so retraining is quick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    PushButton,
+    RadioButtons,
+    SpinBox,
+)
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QVBoxLayout, QWidget
+
+from ..data.video import Video
+from ..downstream import DIVIDING, DivisionSegmenter, SegmentationConfig
+from ..downstream.relay import relay
+from ..errors import TarrowError
+from ..events import Done, Event
+from ._common import RunButtons, VideoPicker
+from ._jobs import JobRunner
+from ._layers import add_or_update, result_name, spatial_transform
+from ._models import ModelPicker
+
+CURRENT, WHOLE = "current frame", "whole video"
+
+
+def segment_job(
+    segmenter: DivisionSegmenter, video: Video, labels: np.ndarray, frames: list[int],
+    stop: Callable[[], bool],
+) -> Iterator[Event]:  # fmt: skip
+    """Fit on the painted frames, then predict ``frames``: Done((frames, Segmentation))."""
+    yield from relay(segmenter.fit(video, labels, stop))
+    result = yield from relay(segmenter.predict(video, frames, stop))
+    yield Done((frames, result))
+
+
+class SegmentWidget(QWidget):
+    """Plugins > napari-tarrow > Segment divisions."""
+
+    def __init__(self, napari_viewer: Any) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.runner = JobRunner(self)
+        self.model = ModelPicker()
+        self.video = VideoPicker(napari_viewer)
+        self.labels = ComboBox(label="training labels", choices=self._labels_choices)
+        self.new_labels = PushButton(text="New labels layer to paint")
+        self.mode = ComboBox(
+            label="model",
+            choices=[
+                ("TAP features, frozen (fast)", "frozen"),
+                ("TAP network, fine-tuned", "finetune"),
+                ("raw pixels, from scratch (baseline)", "baseline"),
+            ],
+        )
+        self.head = ComboBox(label="head", choices=["conv", "linear"])
+        self.delta = SpinBox(label="Δt (frames)", min=1, max=1000, value=1)
+        self.epochs = SpinBox(label="epochs", min=1, max=1000, value=20)
+        self.threshold = FloatSpinBox(
+            label="threshold", min=0.01, max=0.99, step=0.05, value=0.5
+        )
+        self.frames = RadioButtons(
+            label="predict", choices=[CURRENT, WHOLE], value=CURRENT
+        )
+        self.probability = CheckBox(text="also show the probability", value=False)
+        self.buttons = RunButtons(self.runner, "Train and predict")
+        form = Container(
+            widgets=[
+                self.model, self.video, self.labels, self.new_labels, self.mode, self.head,
+                self.delta, self.epochs, self.threshold, self.frames, self.probability,
+                self.buttons,
+            ]
+        )  # fmt: skip
+        QVBoxLayout(self).addWidget(form.native)
+        for name in ("inserted", "removed", "reordered"):
+            getattr(napari_viewer.layers.events, name).connect(self._reset_labels)
+        self.new_labels.changed.connect(self.add_labels_layer)
+        self.buttons.run.changed.connect(self.start)
+        self.segmenter: DivisionSegmenter | None = None
+        self._source: Any = None
+
+    def _labels_choices(self, _widget: object = None) -> list[tuple[str, Any]]:
+        from napari.layers import Labels
+
+        return [(la.name, la) for la in self.viewer.layers if isinstance(la, Labels)]
+
+    def _reset_labels(self, _event: object = None) -> None:
+        self.labels.reset_choices()
+
+    def add_labels_layer(self) -> Any:
+        """Add (or select) ``<video> division labels``, ready to paint dividing cells."""
+        layer = self.video.layer.value
+        try:
+            video_shape = self.video.video().shape
+        except TarrowError as e:
+            show_error(str(e))
+            return None
+        name = result_name(layer, "division labels")
+        if name not in self.viewer.layers:
+            geo = spatial_transform(layer, self.video.time_axis.value)
+            self.viewer.add_labels(np.zeros(video_shape, np.uint8), name=name, **geo)
+        labels = self.viewer.layers[name]
+        labels.selected_label = DIVIDING
+        labels.mode = "paint"
+        self.viewer.layers.selection.active = labels
+        self.labels.value = labels
+        show_info("Paint dividing cells with label 2 and some background with label 1.")
+        return labels
+
+    def settings(self) -> SegmentationConfig:
+        """Return the segmenter's settings from the form."""
+        return SegmentationConfig(
+            mode=self.mode.value,
+            head=self.head.value,
+            delta=self.delta.value,
+            epochs=self.epochs.value,
+            threshold=self.threshold.value,
+        )
+
+    def _segmenter_for(self, config: SegmentationConfig) -> DivisionSegmenter:
+        """Reuse the segmenter (and its cached features) unless model or settings changed."""
+        tap, old = self.model.model, self.segmenter
+        if old is not None and old.config == config and old.tap is tap:
+            return old
+        share = (
+            old.cache
+            if old is not None and config.mode == "frozen" and old.cache.model is tap
+            else None
+        )
+        self.segmenter = DivisionSegmenter(tap, config, cache=share)
+        return self.segmenter
+
+    def start(self) -> None:
+        """Check the inputs, then train and predict in a worker thread."""
+        layer, labels_layer = self.video.layer.value, self.labels.value
+        try:
+            if self.model.model is None:
+                raise TarrowError(
+                    "No model: train one (Train TAP model) or load a model folder (Load model…)."
+                )
+            if labels_layer is None:
+                raise TarrowError(
+                    "No training labels: press 'New labels layer to paint' and paint a few "
+                    "dividing cells (2) and background (1)."
+                )
+            video = self.video.video()
+            segmenter = self._segmenter_for(self.settings())
+            if self.frames.value == CURRENT:
+                coords = layer.world_to_data(
+                    tuple(self.viewer.dims.point)[-layer.ndim :]
+                )
+                frames = [round(float(coords[self.video.time_axis.value]))]
+            else:
+                frames = list(range(len(video)))
+        except TarrowError as e:
+            show_error(str(e))
+            return
+        labels = np.asarray(labels_layer.data)
+        self._source = layer
+        self.runner.start(
+            lambda stop: segment_job(segmenter, video, labels, frames, stop),
+            on_done=self._on_done,
+        )
+
+    def _on_done(self, result: tuple[list[int], Any]) -> None:
+        frames, seg = result
+        layer = self._source
+        geo = spatial_transform(layer, self.video.time_axis.value)
+        shape = (layer.data.shape[self.video.time_axis.value], *layer.data.shape[-2:])
+        name = result_name(layer, "divisions")
+        old = self.viewer.layers[name].data if name in self.viewer.layers else None
+        labels = (
+            old if old is not None and old.shape == shape else np.zeros(shape, np.int32)
+        )
+        labels[frames] = seg.labels
+        add_or_update(self.viewer, "labels", name, labels, **geo)
+        if self.probability.value:
+            pname = result_name(layer, "division probability")
+            old = (
+                self.viewer.layers[pname].data if pname in self.viewer.layers else None
+            )
+            proba = (
+                old
+                if old is not None and old.shape == shape
+                else np.zeros(shape, np.float32)
+            )
+            proba[frames] = seg.probability
+            add_or_update(
+                self.viewer, "image", pname, proba, colormap="magma", blending="additive",
+                contrast_limits=(0.0, 1.0), **geo,
+            )  # fmt: skip
+        n = len(np.unique(seg.labels)) - 1
+        show_info(f"{n} dividing-cell objects in {len(frames)} frame(s).")
