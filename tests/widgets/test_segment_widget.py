@@ -57,3 +57,51 @@ def test_paint_train_predict_and_retrain_in_place(
     assert viewer.layers["cells divisions"] is out
     assert viewer.layers["cells division probability"].data.shape == (6, 64, 64)
     assert len(viewer.layers) == 4
+
+
+def test_classify_points_of_two_states(
+    make_napari_viewer, qtbot, tiny_model_dir, monkeypatch
+):
+    from napari_tarrow.widgets import ClassifyWidget, classify
+
+    got = []
+    for module in (_jobs, classify):
+        for kind in ("show_error", "show_info"):
+            monkeypatch.setattr(
+                module, kind, lambda t, _k=kind: got.append((_k, str(t)))
+            )
+    STORE.models.clear()
+    STORE.load(tiny_model_dir, device="cpu")
+    viewer = make_napari_viewer()
+    sim = dividing_cells(n_frames=6, shape=(64, 64), n_cells=8, seed=2)
+    viewer.add_image(sim.video, name="cells", scale=SCALE)
+    w = ClassifyWidget(viewer)
+    w.start()
+    assert got[-1][0] == "show_error" and "No points" in got[-1][1]
+
+    points = w.add_points_layer()
+    assert points.name == "cells cell states" and tuple(points.scale) == SCALE
+    for label, where in (
+        ("dividing", [(1, 20, 20), (2, 30, 40)]),
+        ("interphase", [(1, 50, 10), (3, 10, 50)]),
+    ):
+        w.label.value = label
+        for p in where:
+            points.add(np.array(p, float))
+    w.label.value = ""
+    points.add(np.array((2, 25, 25), float))  # no class: to be predicted
+    assert list(points.features["class"]) == ["dividing"] * 2 + ["interphase"] * 2 + [
+        ""
+    ]
+    points.selected_data = {4}
+    w.label.value = "interphase"
+    w.assign_selected()
+    assert points.features["class"][4] == "interphase"
+    points.features.loc[4, "class"] = ""
+
+    w.start()
+    qtbot.waitUntil(lambda: w.runner.state == "idle", timeout=120_000)
+    assert got[-1][0] == "show_info", got
+    assert set(points.features["predicted"]) <= {"dividing", "interphase"}
+    assert len(points.features["confidence"]) == 5
+    assert points.features["confidence"].between(0.5, 1.0).all()

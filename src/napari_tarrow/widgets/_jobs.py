@@ -108,15 +108,19 @@ class JobRunner(QObject):
             on_event, on_done, me = events(), done(), runner()
             if me is None or on_event is None or on_done is None:
                 return  # the widget is gone
-            if isinstance(event, Failed):
-                (show_info if event.cancelled else show_error)(event.message)
-            elif isinstance(event, Progress):
-                me._progress(event)
-                on_event(event)
-            elif isinstance(event, Done):
-                on_done(event.result)
-            else:
-                on_event(event)
+            try:
+                if isinstance(event, Failed):
+                    (show_info if event.cancelled else show_error)(event.message)
+                elif isinstance(event, Progress):
+                    me._progress(event)
+                    on_event(event)
+                elif isinstance(event, Done):
+                    on_done(event.result)
+                else:
+                    on_event(event)
+            except Exception as e:  # a bug in showing results: say so, keep the UI
+                log.exception("napari-tarrow could not show a result")
+                show_error(f"Could not show the result ({type(e).__name__}: {e}).")
 
         self.worker = create_worker(
             _guarded, job, self._stop.is_set, _start_thread=False
