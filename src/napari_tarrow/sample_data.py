@@ -352,12 +352,36 @@ def dividing_cells(
     return SyntheticVideo(image.astype(np.float32), labels, tuple(divisions))
 
 
+#: The sample's simulation: a crowded field, so that a few CPU minutes of training see
+#: many divisions (they happen while the field fills up, in the first ~12 frames).
+SAMPLE = {"n_frames": 20, "shape": (256, 256), "n_cells": 120, "seed": 0}
+
+
+def sample_video() -> SyntheticVideo:
+    """Return the simulation behind the npe2 sample data (video and true divisions)."""
+    return dividing_cells(**SAMPLE)
+
+
 def sample_data() -> list[tuple]:
-    """npe2 sample-data provider.
+    """npe2 sample-data provider: the video and, to check results against, its divisions.
 
     Returns
     -------
     list of tuple
-        ``[(video, {"name": "dividing cells (synthetic)"}, "image")]``.
+        ``[(video, {"name": "dividing cells (synthetic)"}, "image"),
+        (points, {"name": "true divisions (synthetic)", ...}, "points")]``; the points
+        are (t, y, x) with t the first frame of the daughters.
     """
-    return [(dividing_cells().video, {"name": "dividing cells (synthetic)"}, "image")]
+    sim = sample_video()
+    points = np.array([(d.t, d.y, d.x) for d in sim.divisions], float).reshape(-1, 3)
+    style = {
+        "name": "true divisions (synthetic)",
+        "size": 14,
+        "face_color": "transparent",
+        "border_color": "lime",
+        "visible": False,
+    }
+    return [
+        (sim.video, {"name": "dividing cells (synthetic)"}, "image"),
+        (points, style, "points"),
+    ]
