@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -81,6 +82,7 @@ class JobRunner(QObject):
         self._stop = threading.Event()
         self._bars: dict[str, progress] = {}
         self._creating = False
+        self._last_update = 0.0
         self._watched: QObject | None = None
         widget.destroyed.connect(self._stop.set)
         app = QApplication.instance()
@@ -153,7 +155,10 @@ class JobRunner(QObject):
             finally:
                 self._creating = False
             self._bars[event.stage] = bar
-        bar.update(event.done - bar.n)
+        now = time.monotonic()
+        if event.done == event.total or now - self._last_update > 0.1:  # spare the GUI
+            bar.update(event.done - bar.n)
+            self._last_update = now
 
     def _finished(self) -> None:
         for bar in self._bars.values():
