@@ -267,7 +267,7 @@ class DivisionSegmenter:
         video = as_video(video, self.tap.config.data.percentiles)
         labels = check_labels(labels, video.shape)
         pairs = self._labelled_pairs(video, labels)
-        before = self._state(), self.fitted, self.trained_on
+        before = self._state()
         finished = False
         try:
             inputs = yield from self._inputs(video, pairs, stop)
@@ -276,8 +276,7 @@ class DivisionSegmenter:
             finished = True
         finally:
             if not finished:
-                self._load_state(before[0])
-                self.fitted, self.trained_on = before[1], before[2]
+                self._load_state(before)
         self.fitted = True
         self.trained_on = [int(video.times[i]) for i, _ in pairs]
         yield Done(self)
