@@ -353,8 +353,9 @@ def dividing_cells(
 
 
 #: The sample's simulation: a crowded field, so that a few CPU minutes of training see
-#: many divisions (they happen while the field fills up, in the first ~12 frames).
-SAMPLE = {"n_frames": 20, "shape": (256, 256), "n_cells": 120, "seed": 0}
+#: many divisions. They happen while the field fills up (about 12 frames), so the video
+#: ends there: the validation frames (the last ones) still hold divisions.
+SAMPLE = {"n_frames": 12, "shape": (256, 256), "n_cells": 120, "seed": 0}
 
 
 def sample_video() -> SyntheticVideo:

@@ -160,7 +160,7 @@ def test_sample_data_provider() -> None:
     (data, meta, kind), (points, pmeta, pkind) = sample_data()
     assert kind == "image"
     assert meta["name"] == "dividing cells (synthetic)"
-    assert data.shape == (20, 256, 256) and data.dtype == np.float32
+    assert data.shape == (12, 256, 256) and data.dtype == np.float32
     assert pkind == "points" and pmeta["name"] == "true divisions (synthetic)"
     assert len(points) >= 40 and points.shape[1] == 3
-    assert points[:, 0].min() > 0 and points[:, 0].max() < 20
+    assert points[:, 0].min() > 0 and points[:, 0].max() < 12

@@ -273,7 +273,7 @@ def test_time_axis_of_a_4d_layer(viewer, qtbot, loaded_model):
 def test_sample_data_and_writer(make_napari_viewer, tmp_path):
     v = make_napari_viewer()
     layer, truth = v.open_sample("napari-tarrow", "dividing_cells")
-    assert layer.data.shape == (20, 256, 256)
+    assert layer.data.shape == (12, 256, 256)
     assert truth.name == "true divisions (synthetic)" and truth.data.shape[1] == 3
     layer.data = layer.data[:3]
     (path,) = layer.save(str(tmp_path / "maps.tif"), plugin="napari-tarrow")
