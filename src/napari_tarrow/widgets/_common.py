@@ -11,30 +11,37 @@ from ._jobs import JobRunner
 from ._layers import layer_data, video_from_layer
 
 
+class LayerChoice(ComboBox):
+    """Drop-down of the viewer's layers of one type, kept in sync with the layer list."""
+
+    def __init__(self, viewer: Any, label: str, layer_type: type) -> None:
+        self._viewer, self._type = viewer, layer_type
+        super().__init__(label=label, choices=self._layers)
+        for name in ("inserted", "removed", "reordered"):
+            getattr(viewer.layers.events, name).connect(self.reset_choices)
+
+    def _layers(self, _widget: object = None) -> list[tuple[str, Any]]:
+        return [
+            (la.name, la) for la in self._viewer.layers if isinstance(la, self._type)
+        ]
+
+
 class VideoPicker(Container):
     """Image-layer drop-down (kept in sync with the viewer) and, for n-D layers, the time axis."""
 
     def __init__(self, viewer: Any) -> None:
         self.viewer = viewer
-        self.layer = ComboBox(label="video layer", choices=self._choices)
+        from napari.layers import Image
+
+        self.layer = LayerChoice(viewer, "video layer", Image)
         self.time_axis = SpinBox(label="time axis", min=0, max=0, value=0)
         self.time_axis.tooltip = (
             "Which axis of the layer is time; the last two are Y and X, other axes are "
             "taken at the viewer's current position."
         )
         super().__init__(widgets=[self.layer, self.time_axis], labels=True)
-        for name in ("inserted", "removed", "reordered"):
-            getattr(viewer.layers.events, name).connect(self._reset)
         self.layer.changed.connect(self._layer_changed)
         self._layer_changed()
-
-    def _choices(self, _widget: object = None) -> list[tuple[str, Any]]:
-        from napari.layers import Image
-
-        return [(la.name, la) for la in self.viewer.layers if isinstance(la, Image)]
-
-    def _reset(self, _event: object = None) -> None:
-        self.layer.reset_choices()
 
     def _layer_changed(self, _value: object = None) -> None:
         layer = self.layer.value

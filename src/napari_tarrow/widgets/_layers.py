@@ -36,11 +36,6 @@ class AxisFrames:
         return np.asarray(self.data[index])
 
 
-def time_axis_choices(layer: Any) -> list[int]:
-    """Axes of ``layer`` that can be time (all but the last two); empty if none."""
-    return list(range(max(0, layer_data(layer).ndim - 2)))
-
-
 def layer_data(layer: Any) -> Any:
     """Full-resolution data of an Image layer (level 0 of a multiscale layer)."""
     return layer.data[0] if getattr(layer, "multiscale", False) else layer.data

@@ -81,6 +81,14 @@ class ModelPicker(Container):
         """The chosen model, or None when no model is trained or loaded yet."""
         return self.store.models.get(self.combo.value) if self.combo.value else None
 
+    def require(self) -> TapModel:
+        """Return the chosen model; without one, a TarrowError saying how to get one."""
+        if self.model is None:
+            raise TarrowError(
+                "No model: train one (Train TAP model) or load a model folder (Load model…)."
+            )
+        return self.model
+
     def load(self, folder: str | Path) -> None:
         """Load ``folder`` and select it; a bad folder gives a notification."""
         try:

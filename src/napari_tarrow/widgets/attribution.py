@@ -103,12 +103,9 @@ class AttributionWidget(QWidget):
 
     def start(self) -> None:
         """Check the inputs, then compute the maps in a worker thread."""
-        model, layer = self.model.model, self.video.layer.value
+        layer = self.video.layer.value
         try:
-            if model is None:
-                raise TarrowError(
-                    "No model: train one (Train TAP model) or load a model folder (Load model…)."
-                )
+            model = self.model.require()
             video = self.video.video()
             delta = self.delta.value
             if self.mode.value == CURRENT:

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, LineEdit, PushButton, SpinBox
+from magicgui.widgets import Container, LineEdit, PushButton, SpinBox
+from napari.layers import Points
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
@@ -21,7 +22,7 @@ from ..downstream.classify import CellStateClassifier
 from ..downstream.relay import relay
 from ..errors import TarrowError
 from ..events import Done, Event
-from ._common import RunButtons, VideoPicker
+from ._common import LayerChoice, RunButtons, VideoPicker
 from ._jobs import JobRunner
 from ._layers import result_name, spatial_transform
 from ._models import ModelPicker
@@ -49,7 +50,7 @@ class ClassifyWidget(QWidget):
         self.runner = JobRunner(self)
         self.model = ModelPicker()
         self.video = VideoPicker(napari_viewer)
-        self.points = ComboBox(label="points", choices=self._points_choices)
+        self.points = LayerChoice(napari_viewer, "points", Points)
         self.new_points = PushButton(text="New points layer")
         self.label = LineEdit(label="class", value="interphase")
         self.label.tooltip = (
@@ -66,22 +67,12 @@ class ClassifyWidget(QWidget):
             ]
         )  # fmt: skip
         QVBoxLayout(self).addWidget(form.native)
-        for name in ("inserted", "removed", "reordered"):
-            getattr(napari_viewer.layers.events, name).connect(self._reset)
         self.new_points.changed.connect(self.add_points_layer)
         self.label.changed.connect(self._set_default)
         self.assign.changed.connect(self.assign_selected)
         self.buttons.run.changed.connect(self.start)
         self._classifier: CellStateClassifier | None = None
         self._layer: Any = None
-
-    def _points_choices(self, _widget: object = None) -> list[tuple[str, Any]]:
-        from napari.layers import Points
-
-        return [(la.name, la) for la in self.viewer.layers if isinstance(la, Points)]
-
-    def _reset(self, _event: object = None) -> None:
-        self.points.reset_choices()
 
     def add_points_layer(self) -> Any:
         """Add (or select) ``<video> cell states`` for clicking cells of each class."""
@@ -128,12 +119,9 @@ class ClassifyWidget(QWidget):
 
     def start(self) -> None:
         """Check the inputs, then fit the probe and classify every point in a worker."""
-        tap, points = self.model.model, self.points.value
+        points = self.points.value
         try:
-            if tap is None:
-                raise TarrowError(
-                    "No model: train one (Train TAP model) or load a model folder (Load model…)."
-                )
+            tap = self.model.require()
             if points is None or len(points.data) == 0:
                 raise TarrowError(
                     "No points: press 'New points layer' and click cells of at least two "

@@ -86,12 +86,9 @@ class ExportWidget(QWidget):
 
     def start(self) -> None:
         """Check the inputs, then stream the features to the file in a worker thread."""
-        model, layer = self.model.model, self.video.layer.value
+        layer = self.video.layer.value
         try:
-            if model is None:
-                raise TarrowError(
-                    "No model: train one (Train TAP model) or load a model folder (Load model…)."
-                )
+            model = self.model.require()
             video = self.video.video()
         except TarrowError as e:
             show_error(str(e))

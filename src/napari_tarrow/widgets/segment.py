@@ -20,6 +20,7 @@ from magicgui.widgets import (
     RadioButtons,
     SpinBox,
 )
+from napari.layers import Labels
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
@@ -28,7 +29,7 @@ from ..downstream import DIVIDING, DivisionSegmenter, SegmentationConfig
 from ..downstream.relay import relay
 from ..errors import TarrowError
 from ..events import Done, Event
-from ._common import RunButtons, VideoPicker
+from ._common import LayerChoice, RunButtons, VideoPicker
 from ._jobs import JobRunner
 from ._layers import add_or_update, result_name, spatial_transform
 from ._models import ModelPicker
@@ -55,7 +56,7 @@ class SegmentWidget(QWidget):
         self.runner = JobRunner(self)
         self.model = ModelPicker()
         self.video = VideoPicker(napari_viewer)
-        self.labels = ComboBox(label="training labels", choices=self._labels_choices)
+        self.labels = LayerChoice(napari_viewer, "training labels", Labels)
         self.new_labels = PushButton(text="New labels layer to paint")
         self.mode = ComboBox(
             label="model",
@@ -84,20 +85,10 @@ class SegmentWidget(QWidget):
             ]
         )  # fmt: skip
         QVBoxLayout(self).addWidget(form.native)
-        for name in ("inserted", "removed", "reordered"):
-            getattr(napari_viewer.layers.events, name).connect(self._reset_labels)
         self.new_labels.changed.connect(self.add_labels_layer)
         self.buttons.run.changed.connect(self.start)
         self.segmenter: DivisionSegmenter | None = None
         self._source: Any = None
-
-    def _labels_choices(self, _widget: object = None) -> list[tuple[str, Any]]:
-        from napari.layers import Labels
-
-        return [(la.name, la) for la in self.viewer.layers if isinstance(la, Labels)]
-
-    def _reset_labels(self, _event: object = None) -> None:
-        self.labels.reset_choices()
 
     def add_labels_layer(self) -> Any:
         """Add (or select) ``<video> division labels``, ready to paint dividing cells."""
@@ -146,10 +137,7 @@ class SegmentWidget(QWidget):
         """Check the inputs, then train and predict in a worker thread."""
         layer, labels_layer = self.video.layer.value, self.labels.value
         try:
-            if self.model.model is None:
-                raise TarrowError(
-                    "No model: train one (Train TAP model) or load a model folder (Load model…)."
-                )
+            self.model.require()
             if labels_layer is None:
                 raise TarrowError(
                     "No training labels: press 'New labels layer to paint' and paint a few "
