@@ -198,7 +198,9 @@ def test_attribution_current_frame_then_whole_video(viewer, qtbot, loaded_model)
     w.go_to_row(row)
     t, y, x = points.data[row]
     assert viewer.dims.point[0] == pytest.approx(t * 2.0)
-    assert tuple(viewer.camera.center[-2:]) == pytest.approx((10 + y / 2, -4 + x / 2))
+    assert tuple(getattr(viewer, "scene", viewer).camera.center[-2:]) == pytest.approx(
+        (10 + y / 2, -4 + x / 2)
+    )
 
 
 def test_export_writes_tiff_sidecar_and_principal_components(

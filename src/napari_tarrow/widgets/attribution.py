@@ -190,5 +190,8 @@ class AttributionWidget(QWidget):
         world = layer.data_to_world(self.rows[row, :3])
         time_axis = self.viewer.dims.ndim - 3
         self.viewer.dims.set_point(time_axis, world[0])
-        self.viewer.camera.center = tuple(world[1:])
+        camera = getattr(
+            self.viewer, "scene", self.viewer
+        ).camera  # napari >= 0.9: scene
+        camera.center = tuple(world[1:])
         layer.selected_data = {row}
