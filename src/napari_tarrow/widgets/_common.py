@@ -49,6 +49,12 @@ class VideoPicker(Container):
         self.time_axis.max = max(0, n - 3)
         self.time_axis.visible = n > 3
 
+    def current_frame(self) -> int:
+        """Return the video frame (index along the time axis) at the viewer's time slider."""
+        layer = self.layer.value
+        coords = layer.world_to_data(tuple(self.viewer.dims.point)[-layer.ndim :])
+        return round(float(coords[self.time_axis.value]))
+
     def video(self) -> Video:
         """Return the chosen layer as a lazy, checked :class:`Video` (raises VideoError)."""
         return video_from_layer(

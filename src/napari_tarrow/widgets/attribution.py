@@ -109,8 +109,7 @@ class AttributionWidget(QWidget):
             video = self.video.video()
             delta = self.delta.value
             if self.mode.value == CURRENT:
-                t = self._current_frame(layer)
-                pairs = pair_at(video, t, delta)
+                pairs = pair_at(video, self.video.current_frame(), delta)
             else:
                 pairs = video.pairs(delta)
             if len(pairs) == 0:
@@ -126,10 +125,6 @@ class AttributionWidget(QWidget):
             lambda stop: attribution_job(model, video, delta, pairs, top_k, stop),
             on_event=self._on_event,
         )
-
-    def _current_frame(self, layer: Any) -> int:
-        coords = layer.world_to_data(tuple(self.viewer.dims.point)[-layer.ndim :])
-        return round(float(coords[self.video.time_axis.value]))
 
     def _prepare_layers(self, layer: Any, video: Video, pairs: np.ndarray) -> None:
         """Reuse this video's maps for a current-frame look; start afresh otherwise."""

@@ -146,10 +146,7 @@ class SegmentWidget(QWidget):
             video = self.video.video()
             segmenter = self._segmenter_for(self.settings())
             if self.frames.value == CURRENT:
-                coords = layer.world_to_data(
-                    tuple(self.viewer.dims.point)[-layer.ndim :]
-                )
-                frames = [round(float(coords[self.video.time_axis.value]))]
+                frames = [self.video.current_frame()]
             else:
                 frames = list(range(len(video)))
         except TarrowError as e:
