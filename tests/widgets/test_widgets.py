@@ -250,9 +250,14 @@ def test_screenshot_of_video_and_attribution_is_not_black(viewer, qtbot, loaded_
     assert np.abs(viewer.screenshot(canvas_only=True, flash=False) - shot).max() > 0
 
 
-def test_load_model_plots_its_training_log(viewer, tiny_model_dir, messages):
+def test_load_model_plots_its_training_log(viewer, tiny_model_dir, tmp_path, messages):
+    import shutil
+
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "tiny")
+    with open(folder / "metrics.jsonl", "a") as log:
+        log.write('{"epoch": 1, "loss": 0.6')  # a run killed mid-write
     w = TrainWidget(viewer)
-    w.load(tiny_model_dir)
+    w.load(folder)
     assert len(w.plot.series["loss"]) == 1
     assert "tiny" in STORE.models
     w.load(tiny_model_dir.parent / "missing")

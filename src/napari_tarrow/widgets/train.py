@@ -191,8 +191,11 @@ class TrainWidget(QWidget):
         log = Path(folder) / METRICS
         if log.exists():
             for line in log.read_text().splitlines():
-                record = json.loads(line)
-                self.plot.add(record.pop("epoch") + 1, record)
+                try:
+                    record = json.loads(line)
+                    self.plot.add(record.pop("epoch") + 1, record)
+                except (ValueError, KeyError, TypeError):  # a partial line: skip it
+                    continue
         show_info(f"Loaded model '{name}'.")
 
     def _ask_folder(self) -> None:
