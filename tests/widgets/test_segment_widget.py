@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from napari_tarrow.sample_data import dividing_cells
-from napari_tarrow.widgets import SegmentWidget, _jobs, segment
+from napari_tarrow.widgets import SegmentWidget, segment
 from napari_tarrow.widgets._models import STORE
 
 SCALE = (1.0, 0.5, 0.5)
-
-
-@pytest.fixture
-def messages(monkeypatch):
-    got = []
-    for module in (_jobs, segment):
-        for kind in ("show_error", "show_info"):
-            monkeypatch.setattr(
-                module, kind, lambda t, _k=kind: got.append((_k, str(t)))
-            )
-    return got
 
 
 def test_paint_train_predict_and_retrain_in_place(
@@ -60,16 +48,10 @@ def test_paint_train_predict_and_retrain_in_place(
 
 
 def test_classify_points_of_two_states(
-    make_napari_viewer, qtbot, tiny_model_dir, monkeypatch
+    make_napari_viewer, qtbot, tiny_model_dir, messages
 ):
-    from napari_tarrow.widgets import ClassifyWidget, classify
+    from napari_tarrow.widgets import ClassifyWidget
 
-    got = []
-    for module in (_jobs, classify):
-        for kind in ("show_error", "show_info"):
-            monkeypatch.setattr(
-                module, kind, lambda t, _k=kind: got.append((_k, str(t)))
-            )
     STORE.models.clear()
     STORE.load(tiny_model_dir, device="cpu")
     viewer = make_napari_viewer()
@@ -77,7 +59,7 @@ def test_classify_points_of_two_states(
     viewer.add_image(sim.video, name="cells", scale=SCALE)
     w = ClassifyWidget(viewer)
     w.start()
-    assert got[-1][0] == "show_error" and "No points" in got[-1][1]
+    assert messages[-1][0] == "show_error" and "No points" in messages[-1][1]
 
     points = w.add_points_layer()
     assert points.name == "cells cell states" and tuple(points.scale) == SCALE
@@ -101,7 +83,7 @@ def test_classify_points_of_two_states(
 
     w.start()
     qtbot.waitUntil(lambda: w.runner.state == "idle", timeout=120_000)
-    assert got[-1][0] == "show_info", got
+    assert messages[-1][0] == "show_info", messages
     assert set(points.features["predicted"]) <= {"dividing", "interphase"}
     assert len(points.features["confidence"]) == 5
     assert points.features["confidence"].between(0.5, 1.0).all()

@@ -15,28 +15,11 @@ from napari_tarrow.widgets import (
     AttributionWidget,
     ExportWidget,
     TrainWidget,
-    _jobs,
-    _models,
     attribution,
-    export,
-    train,
 )
 from napari_tarrow.widgets._models import STORE
 
 GEOMETRY = {"scale": (2.0, 0.5, 0.5), "translate": (0.0, 10.0, -4.0)}
-
-
-@pytest.fixture
-def messages(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """Notifications the widgets showed, as (kind, text)."""
-    got: list[tuple[str, str]] = []
-    for module in (_jobs, _models, attribution, export, train):
-        for kind in ("show_error", "show_info", "show_warning"):
-            if hasattr(module, kind):
-                monkeypatch.setattr(
-                    module, kind, lambda text, _k=kind: got.append((_k, str(text)))
-                )
-    return got
 
 
 @pytest.fixture

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox
+from qtpy.QtWidgets import QWidget
 
 from ..data.video import Video
 from ._jobs import JobRunner
 from ._layers import layer_data, video_from_layer
+from ._models import ModelPicker
 
 
 class LayerChoice(ComboBox):
@@ -82,3 +84,14 @@ class RunButtons(Container):
         self.status.value = {"stopping": "stopping after the current step…"}.get(
             state, state
         )
+
+
+class ModelVideoWidget(QWidget):
+    """Base of the widgets that run a TAP model on a video layer: pickers and a job runner."""
+
+    def __init__(self, napari_viewer: Any) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.runner = JobRunner(self)
+        self.model = ModelPicker()
+        self.video = VideoPicker(napari_viewer)

@@ -19,7 +19,6 @@ from qtpy.QtWidgets import (
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
-    QWidget,
 )
 
 from ..attribution import attribute
@@ -28,10 +27,8 @@ from ..errors import TarrowError, VideoError
 from ..events import Event, FrameDone
 from ..model import TapModel
 from ..regions import top_regions
-from ._common import RunButtons, VideoPicker
-from ._jobs import JobRunner
+from ._common import ModelVideoWidget, RunButtons
 from ._layers import add_or_update, result_name, spatial_transform
-from ._models import ModelPicker
 
 CURRENT, WHOLE = "current frame", "whole video"
 
@@ -62,15 +59,11 @@ def attribution_job(
             yield event
 
 
-class AttributionWidget(QWidget):
+class AttributionWidget(ModelVideoWidget):
     """Plugins > napari-tarrow > Attribution maps."""
 
     def __init__(self, napari_viewer: Any) -> None:
-        super().__init__()
-        self.viewer = napari_viewer
-        self.runner = JobRunner(self)
-        self.model = ModelPicker()
-        self.video = VideoPicker(napari_viewer)
+        super().__init__(napari_viewer)
         self.delta = SpinBox(label="Δt (frames)", min=1, max=1000, value=1)
         self.mode = RadioButtons(
             label="frames", choices=[CURRENT, WHOLE], value=CURRENT

@@ -15,17 +15,15 @@ import numpy as np
 from magicgui.widgets import Container, LineEdit, PushButton, SpinBox
 from napari.layers import Points
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QVBoxLayout
 
 from ..data.video import Video
 from ..downstream.classify import CellStateClassifier
 from ..downstream.relay import relay
 from ..errors import TarrowError
 from ..events import Done, Event
-from ._common import LayerChoice, RunButtons, VideoPicker
-from ._jobs import JobRunner
+from ._common import LayerChoice, ModelVideoWidget, RunButtons
 from ._layers import result_name, spatial_transform
-from ._models import ModelPicker
 
 CLASS = "class"
 
@@ -41,15 +39,11 @@ def classify_job(
     yield Done(prediction)
 
 
-class ClassifyWidget(QWidget):
+class ClassifyWidget(ModelVideoWidget):
     """Plugins > napari-tarrow > Classify cell states."""
 
     def __init__(self, napari_viewer: Any) -> None:
-        super().__init__()
-        self.viewer = napari_viewer
-        self.runner = JobRunner(self)
-        self.model = ModelPicker()
-        self.video = VideoPicker(napari_viewer)
+        super().__init__(napari_viewer)
         self.points = LayerChoice(napari_viewer, "points", Points)
         self.new_points = PushButton(text="New points layer")
         self.label = LineEdit(label="class", value="interphase")

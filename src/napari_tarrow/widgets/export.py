@@ -9,7 +9,7 @@ from typing import Any
 import tifffile
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QVBoxLayout
 
 from ..data.video import Video
 from ..errors import TarrowError
@@ -17,10 +17,8 @@ from ..events import Done, Event
 from ..features import export_features
 from ..model import TapModel
 from ..projection import principal_components_rgb
-from ._common import RunButtons, VideoPicker
-from ._jobs import JobRunner
+from ._common import ModelVideoWidget, RunButtons
 from ._layers import add_or_update, result_name, spatial_transform
-from ._models import ModelPicker
 
 
 def default_export_path(layer: Any) -> Path:
@@ -50,15 +48,11 @@ def export_job(
     yield Done((path, rgb))
 
 
-class ExportWidget(QWidget):
+class ExportWidget(ModelVideoWidget):
     """Plugins > napari-tarrow > Export features."""
 
     def __init__(self, napari_viewer: Any) -> None:
-        super().__init__()
-        self.viewer = napari_viewer
-        self.runner = JobRunner(self)
-        self.model = ModelPicker()
-        self.video = VideoPicker(napari_viewer)
+        super().__init__(napari_viewer)
         self.path = FileEdit(label="save as", mode="w", filter="*.tif")
         self.dtype = ComboBox(label="precision", choices=["float16", "float32"])
         self.preview = CheckBox(

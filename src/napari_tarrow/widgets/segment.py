@@ -22,17 +22,15 @@ from magicgui.widgets import (
 )
 from napari.layers import Labels
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QVBoxLayout
 
 from ..data.video import Video
 from ..downstream import DIVIDING, DivisionSegmenter, SegmentationConfig
 from ..downstream.relay import relay
 from ..errors import TarrowError
 from ..events import Done, Event
-from ._common import LayerChoice, RunButtons, VideoPicker
-from ._jobs import JobRunner
+from ._common import LayerChoice, ModelVideoWidget, RunButtons
 from ._layers import add_or_update, result_name, spatial_transform
-from ._models import ModelPicker
 
 CURRENT, WHOLE = "current frame", "whole video"
 
@@ -47,15 +45,11 @@ def segment_job(
     yield Done((frames, result))
 
 
-class SegmentWidget(QWidget):
+class SegmentWidget(ModelVideoWidget):
     """Plugins > napari-tarrow > Segment divisions."""
 
     def __init__(self, napari_viewer: Any) -> None:
-        super().__init__()
-        self.viewer = napari_viewer
-        self.runner = JobRunner(self)
-        self.model = ModelPicker()
-        self.video = VideoPicker(napari_viewer)
+        super().__init__(napari_viewer)
         self.labels = LayerChoice(napari_viewer, "training labels", Labels)
         self.new_labels = PushButton(text="New labels layer to paint")
         self.mode = ComboBox(
