@@ -14,7 +14,7 @@ if [ "$QUICK" = 1 ]; then
   TP1="--batch 4 --steps 1 --rounds 1 --size 32"; TP2="$TP1"; INF="--size 128 --frames 3 --tile 64"
 else
   TP1="--batch 128 256 512 --amp on --steps 10 --rounds 2"
-  TP2="--batch 256 --amp both --compile on --steps 10 --rounds 2"
+  TP2="--batch 256 512 --amp on --compile on --cuda-tuning both --steps 10 --rounds 2"
   INF="--size 1024 --frames 8"
 fi
 log "training throughput (paper configuration: crop 96, 32 features, full augmentation)"

@@ -3,6 +3,7 @@
     python benchmarks/train_throughput.py --device cpu --batch 32 --size 96
     python benchmarks/train_throughput.py --device cuda --batch 128 256 512 --amp both --compile both
     python benchmarks/train_throughput.py --device cpu --channels-last both --threads 1 2
+    python benchmarks/train_throughput.py --device cuda --batch 256 --amp on --compile on --cuda-tuning both
 
 Each row: samples/s of full steps (sampling + augmentation + forward/backward/Adam),
 the fraction of the step spent sampling/augmenting, and peak GPU memory. Rounds of
@@ -23,11 +24,20 @@ from napari_tarrow.data.pairs import PairSampler
 from napari_tarrow.data.video import Video
 from napari_tarrow.device import resolve_device, tune_cpu_allocator
 from napari_tarrow.sample_data import dividing_cells
-from napari_tarrow.train import train_step
+from napari_tarrow.train import optimizer, train_step
 
 
 def make_variant(
-    dev, batch, size, features, amp, compile_, augment, sampler_cache, channels_last
+    dev,
+    batch,
+    size,
+    features,
+    amp,
+    compile_,
+    augment,
+    sampler_cache,
+    channels_last,
+    tuned,
 ):
     cfg = TapConfig(
         data=DataConfig(size=size, augment=augment),
@@ -46,13 +56,14 @@ def make_variant(
     if channels_last:
         net.to(memory_format=torch.channels_last)
     step_net = torch.compile(net) if compile_ else net
-    opt = torch.optim.Adam(net.parameters(), lr=4e-4)
+    opt = optimizer(net, cfg.train, dev, fused=tuned)
     return dict(  # noqa: C408
         cfg=cfg,
         net=step_net,
         opt=opt,
         sampler=sampler_cache[key],
         gen=torch.Generator(device=dev).manual_seed(0),
+        tuned=tuned,
         times=[],
         data_times=[],
     )
@@ -61,6 +72,7 @@ def make_variant(
 def run_steps(v, dev, n):
     tc = v["cfg"].train
     torch.set_num_threads(v["threads"])
+    torch.backends.cudnn.benchmark = v["tuned"]  # as train does on CUDA
     sync(dev)
     t0 = time.perf_counter()
     for _ in range(n):
@@ -91,6 +103,12 @@ def main() -> None:
     p.add_argument(
         "--threads", type=int, nargs="+", default=[0], help="torch threads (0: default)"
     )
+    p.add_argument(
+        "--cuda-tuning",
+        choices=["on", "off", "both"],
+        default="on",
+        help="cudnn.benchmark and fused Adam (on: as train does on CUDA)",
+    )
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--steps", type=int, default=3, help="timed steps per round")
     p.add_argument("--rounds", type=int, default=3)
@@ -104,11 +122,21 @@ def main() -> None:
     cache: dict = {}
     variants = {}
     default_threads = torch.get_num_threads()
-    for batch, amp, comp, last, threads in itertools.product(
-        a.batch, choice[a.amp], choice[a.compile], choice[cl], a.threads
+    tuning = choice[a.cuda_tuning] if dev.type == "cuda" else [False]
+    for batch, amp, comp, last, tuned, threads in itertools.product(
+        a.batch, choice[a.amp], choice[a.compile], choice[cl], tuning, a.threads
     ):
         v = make_variant(
-            dev, batch, a.size, a.features, amp, comp, not a.no_augment, cache, last
+            dev,
+            batch,
+            a.size,
+            a.features,
+            amp,
+            comp,
+            not a.no_augment,
+            cache,
+            last,
+            tuned,
         )
         v["threads"] = threads or default_threads
         if dev.type == "cuda":
@@ -120,7 +148,7 @@ def main() -> None:
             if dev.type == "cuda"
             else float("nan")
         )
-        variants[(batch, amp, comp, last, v["threads"])] = v
+        variants[(batch, amp, comp, last, tuned, v["threads"])] = v
     for _ in range(a.rounds):
         for v in variants.values():
             run_steps(v, dev, a.steps)
@@ -130,14 +158,14 @@ def main() -> None:
         f"features {a.features}, augment {not a.no_augment}"
     )
     print(
-        f"{'batch':>6} {'amp':>5} {'compile':>8} {'ch-last':>8} {'threads':>8} "
+        f"{'batch':>6} {'amp':>5} {'compile':>8} {'ch-last':>8} {'tuned':>6} {'threads':>8} "
         f"{'samples/s':>10} {'data %':>7} {'GPU GiB':>8}"
     )
-    for (batch, amp, comp, last, threads), v in variants.items():
+    for (batch, amp, comp, last, tuned, threads), v in variants.items():
         step = min(v["times"])
         data = min(v["data_times"])
         print(
-            f"{batch:>6} {amp!s:>5} {comp!s:>8} {last!s:>8} "
+            f"{batch:>6} {amp!s:>5} {comp!s:>8} {last!s:>8} {tuned!s:>6} "
             f"{threads:>8} {batch / step:>10.1f} "
             f"{100 * data / step:>6.1f}% {v['mem']:>8.2f}"
         )

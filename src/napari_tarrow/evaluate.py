@@ -30,7 +30,7 @@ from .errors import Cancelled, ConfigError
 from .events import Done, Event, FrameDone, Progress
 from .features import DEFAULT_TILE
 from .model import TapModel
-from .regions import division_hits, top_regions
+from .regions import EDGE, division_hits, top_regions
 
 #: Metric columns of :class:`EvaluationTable`, in print order.
 METRICS = (
@@ -151,13 +151,13 @@ def evaluate(
 
     For every pair (t, t+Δt) whose frames lie in ``frames`` (inclusive frame
     numbers) and that contains a division (t < division <= t+Δt), the top-k
-    peaks (at least ``radius`` apart) of four maps are picked: the model's
-    Grad-CAM, the Grad-CAM of an untrained network of the same architecture
-    (seeded), the smoothed |x_{t+Δt} - x_t|, and ``random_draws`` draws of
-    random foreground points (averaged). A peak hits when it lies within
-    ``radius`` px of a division position (parent's last or a daughter's first)
-    of the same pair, or, for the ``_tol`` columns, within ± ``tolerance``
-    frames. Recall is the share of the pairs' divisions hit by a peak. TAP
+    peaks (at least ``radius`` apart, none within ``EDGE`` px of the frame edge)
+    of four maps are picked: the model's Grad-CAM, the Grad-CAM of an untrained
+    network of the same architecture (seeded), the smoothed |x_{t+Δt} - x_t|,
+    and ``random_draws`` draws of random foreground points (averaged). A peak
+    hits when it lies within ``radius`` px of a division position (parent's last
+    or a daughter's first) of the same pair, or, for the ``_tol`` columns,
+    within ± ``tolerance`` frames. Recall is the share of the pairs' divisions hit by a peak. TAP
     accuracy (both orders, so chance is 0.5) is measured on crops of the
     model's training size centred on divisions, on up to ``crops`` cells per
     pair away from divisions, and on ``crops`` background points per pair.
@@ -189,8 +189,9 @@ def evaluate(
         fg = foreground(held[i], truth.markers.get(t0)) | foreground(
             held[j], truth.markers.get(t1)
         )
+        inner = _away_from_border(fg, EDGE)  # where peaks may lie
         for draw in draws:
-            pts = random_points(fg, top_k, min_distance, rng)
+            pts = random_points(inner, top_k, min_distance, rng)
             draw.append(
                 np.column_stack([np.full(len(pts), t0), pts, np.zeros(len(pts))])
             )
@@ -262,6 +263,7 @@ def evaluate(
         "divisions": len(own_all),
         "k": top_k,
         "radius": radius,
+        "border": EDGE,
         "tolerance": tolerance,
         "crop_size": size,
         **{f"crops_{kind}": sum(len(c[kind]) for c in centres) for kind in CROP_KINDS},
@@ -347,6 +349,13 @@ def _peaks(score_map: np.ndarray, t0: int, k: int, min_distance: int) -> np.ndar
     """Rows (t0, y, x, score) of the top-k peaks of a map."""
     r = top_regions(score_map, k, min_distance)
     return np.column_stack([np.full(len(r), t0, float), r]).reshape(-1, 4)
+
+
+def _away_from_border(mask: np.ndarray, border: int) -> np.ndarray:
+    """``mask`` without its ``border``-px frame band, where ``top_regions`` picks no peaks."""
+    inner = np.zeros_like(mask)
+    inner[border:-border, border:-border] = mask[border:-border, border:-border]
+    return inner
 
 
 def _pairs_with_divisions(

@@ -1,0 +1,163 @@
+"""The fast CPU preset against the paper's configuration, at equal training time, on the simulator.
+
+    python benchmarks/cpu_presets.py --minutes 8 --out benchmarks/results/cpu_presets.md
+
+Both presets train on the demo's eight simulated fields of view for the same wall-clock
+time, one after the other (the glibc tuning of ``train`` applies to both), and are scored
+on four unseen fields: TAP accuracy on random crops and on crops centred on divisions
+(both orders, so chance is 0.5), and the precision of the top-3 Grad-CAM regions per pair
+on true divisions (12 px, ±2 frames) beside as many random points (``demo.summarize``).
+The paper's configuration runs at batch 32 here (its batch 256 is a GPU setting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _bench import device_name
+
+from napari_tarrow.attribution import attribute
+from napari_tarrow.cli import StopOnInterrupt
+from napari_tarrow.config import TapConfig, TrainConfig
+from napari_tarrow.data.video import Video
+from napari_tarrow.demo import FAST_CPU_CONFIG, simulate_fields, summarize
+from napari_tarrow.device import resolve_device
+from napari_tarrow.evaluate import crop_accuracy, untrained_like
+from napari_tarrow.events import Done, FrameDone, Progress
+from napari_tarrow.model import TapModel
+from napari_tarrow.regions import regions_table
+from napari_tarrow.train import train
+
+PAPER = TapConfig(
+    data=dataclasses.replace(
+        TapConfig().data, split_train=(0.0, 0.8), split_val=(0.8, 1.0)
+    ),
+    train=TrainConfig(samples_per_epoch=320, batch_size=32, val_samples=128),
+)
+PRESETS = {"fast CPU preset": FAST_CPU_CONFIG, "paper configuration": PAPER}
+
+
+def describe(cfg: TapConfig) -> str:
+    d, m = cfg.data, cfg.model
+    return (
+        f"crop {d.size}, U-Net {m.unet_channels} ch, {m.features} features, "
+        f"augment {'on' if d.augment else 'off'}, batch {cfg.train.batch_size}"
+    )
+
+
+def fit(cfg: TapConfig, videos: list[Video], out: Path, minutes: float, device: str):
+    """Train until the time limit; returns (model with its last weights, samples seen)."""
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=100_000))
+    steps = 0
+    with StopOnInterrupt(minutes) as stop:
+        for ev in train(cfg, videos, out, device, stop=stop):
+            if isinstance(ev, Progress):
+                steps = ev.done
+    return (
+        TapModel.from_folder(out, device=device, which="last"),
+        steps * cfg.train.batch_size,
+    )
+
+
+def score(model: TapModel, sims: list, rng: np.random.Generator) -> dict[str, float]:
+    """Accuracies on random and division crops, and top-3 region precision, over ``sims``."""
+    size = model.config.data.size
+    acc_random, acc_div, tables = [], [], []
+    n_random = n_div = 0
+    for sim in sims:
+        video = Video(sim.video)
+        t, (h, w) = len(sim.video), sim.video.shape[1:]
+        centres = np.column_stack(
+            [rng.integers(1, t, 64), rng.uniform(0, h, 64), rng.uniform(0, w, 64)]
+        )
+        acc_random.append(crop_accuracy(model, video, centres, size) * 64)
+        n_random += 64
+        divs = np.array([(d.t, d.y, d.x) for d in sim.divisions], float)
+        if len(divs):
+            acc_div.append(crop_accuracy(model, video, divs, size) * len(divs))
+            n_div += len(divs)
+        cams, pairs = [], None
+        for ev in attribute(model, video):
+            if isinstance(ev, FrameDone):
+                cams.append(ev.data)
+            elif isinstance(ev, Done):
+                pairs = ev.result
+        table = regions_table(cams, video.times[pairs[:, 0]], k=3)
+        tables.append(summarize(table, divs, (h, w)))
+    regions = sum(s["regions"] for s in tables)
+    return {
+        "acc random crops": sum(acc_random) / n_random,
+        "acc division crops": sum(acc_div) / n_div,
+        "top-3 precision": sum(s["precision"] * s["regions"] for s in tables) / regions,
+        "random points": sum(s["chance"] * s["regions"] for s in tables) / regions,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--minutes", type=float, default=8.0, help="training time per preset"
+    )
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", help="also write the table (Markdown) here")
+    a = p.parse_args()
+    dev = resolve_device(a.device)
+    train_videos = [Video(s.video) for s in simulate_fields()]
+    test_sims = simulate_fields(n_fields=4, seed=100)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, cfg in PRESETS.items():
+            t0 = time.perf_counter()
+            model, samples = fit(
+                cfg,
+                train_videos,
+                Path(tmp) / name.replace(" ", "_"),
+                a.minutes,
+                a.device,
+            )
+            wall = time.perf_counter() - t0
+            trained = score(model, test_sims, np.random.default_rng(0))
+            fresh = score(untrained_like(model), test_sims, np.random.default_rng(0))
+            rows.append(
+                {
+                    "preset": f"{name} ({describe(cfg)})",
+                    "samples": samples,
+                    "samples/s": samples / wall,
+                    **trained,
+                    "top-3 precision, untrained": fresh["top-3 precision"],
+                }
+            )
+    header = list(rows[0])
+    title = (
+        f"Training for {a.minutes:g} min each on {device_name(dev)} (8 simulated "
+        "fields, scored on 4 unseen ones; samples/s includes validation):"
+    )
+    lines = [
+        title,
+        "",
+        "| " + " | ".join(header) + " |",
+        "|---|" + "---:|" * (len(header) - 1),
+    ]
+    for r in rows:
+        cells = [
+            f"{v:.3f}"
+            if isinstance(v, float) and v < 10
+            else f"{v:.0f}"
+            if isinstance(v, float | int)
+            else str(v)
+            for v in r.values()
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    text = "\n".join(lines)
+    print(text)
+    if a.out:
+        Path(a.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
