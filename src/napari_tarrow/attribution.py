@@ -1,13 +1,18 @@
 """Grad-CAM of the time-arrow logit with respect to the dense features z.
 
 For a pair (t, t+Δt) in forward order, the score is the logit of frame t being
-the earlier one. Channel weights α_c are the gradients summed over pixels, as in
-the reference. The map is |Σ_c α_c (z_c - mean z_c)| per frame, summed over the
-pair's two frames. Centring each channel on its frame mean is our one deviation
-from the reference (which weights z itself): z is far from zero on the
-background, so the uncentred map lights up the background of a briefly trained
-model; centred, the top regions of the synthetic test videos hit divisions 5x
-more often than random points (uncentred: less than random).
+the earlier one. Channel weights α_{f,c} are its gradients with respect to
+frame f's features, summed over pixels, as in the reference. The map is
+|Σ_f Σ_c α_{f,c} (z_{f,c} - mean z_{f,c})|: each pixel's first-order
+contribution to the logit, from both frames together. Two deviations from the
+reference (which sums |Σ_c α_{f,c} z_{f,c}| over frames), both measured on
+synthetic videos: centring each channel on its frame mean (z is far from zero on
+the background, and the uncentred map of a briefly trained model lit up the
+background: its top regions hit divisions less often than random points), and
+the absolute value taken after the sum over the two frames rather than per
+frame, so that what does not change between the frames cancels (per frame, the
+top regions of some longer-trained models drifted to the background: over five
+models, top-2 precision on divisions 0.27 on average against 0.34).
 
 z is computed once per frame without gradients and reused for the pairs
 (t-Δt, t) and (t, t+Δt); gradients flow through the head only. The head is
@@ -76,7 +81,7 @@ def cam_from_gradients(
     ``mean`` (B, T, C, 1, 1) is each channel's frame mean; pass it when ``z`` is a tile.
     """
     centred = z - (z.mean(dim=(-2, -1), keepdim=True) if mean is None else mean)
-    return torch.einsum("btc,btcyx->btyx", alpha, centred).abs().sum(1)
+    return torch.einsum("btc,btcyx->byx", alpha, centred).abs()
 
 
 def attribute(

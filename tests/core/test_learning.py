@@ -61,4 +61,5 @@ def test_attribution_peaks_at_divisions(trained, unseen) -> None:
         s = summarize(table, _divisions(sim), (96, 96))
         hits.append(s["precision"])
         chance.append(s["chance"])
-    assert np.mean(hits) > 1.5 * np.mean(chance) and np.mean(hits) > 0.3, (hits, chance)
+    # 0.31-0.55 over seeds and thread counts (random points: 0.08)
+    assert np.mean(hits) > 3 * np.mean(chance), (hits, chance)

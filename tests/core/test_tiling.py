@@ -61,7 +61,8 @@ def test_gradcam_matches_autograd_through_the_full_head(model: TapModel) -> None
     )[None].requires_grad_(True)
     (g,) = torch.autograd.grad(model.net.head(z)[0, 0], z)
     zc = z - z.mean((-2, -1), keepdim=True)
-    expected = (g.sum((-2, -1))[..., None, None] * zc).sum(2).abs().sum(1)[0]
+    # each pixel's contribution from both frames together: sum over frames, then |.|
+    expected = (g.sum((-2, -1))[..., None, None] * zc).sum((1, 2)).abs()[0]
     torch.testing.assert_close(
         gradcam(model, z[0, 0].detach(), z[0, 1].detach(), tile=16),
         expected.detach(),
