@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 from _bench import device_name
 
-from napari_tarrow.attribution import attribute
+from napari_tarrow.attribution import attribution_maps
 from napari_tarrow.cli import StopOnInterrupt
 from napari_tarrow.config import TapConfig, TrainConfig
 from napari_tarrow.data.video import Video
 from napari_tarrow.demo import FAST_CPU_CONFIG, simulate_fields, summarize
 from napari_tarrow.device import resolve_device
 from napari_tarrow.evaluate import crop_accuracy, untrained_like
-from napari_tarrow.events import Done, FrameDone, Progress
+from napari_tarrow.events import Progress
 from napari_tarrow.model import TapModel
 from napari_tarrow.regions import regions_table
 from napari_tarrow.train import train
@@ -81,12 +81,7 @@ def score(model: TapModel, sims: list, rng: np.random.Generator) -> dict[str, fl
         if len(divs):
             acc_div.append(crop_accuracy(model, video, divs, size) * len(divs))
             n_div += len(divs)
-        cams, pairs = [], None
-        for ev in attribute(model, video):
-            if isinstance(ev, FrameDone):
-                cams.append(ev.data)
-            elif isinstance(ev, Done):
-                pairs = ev.result
+        cams, pairs = attribution_maps(model, video)
         table = regions_table(cams, video.times[pairs[:, 0]], k=3)
         tables.append(summarize(table, divs, (h, w)))
     regions = sum(s["regions"] for s in tables)

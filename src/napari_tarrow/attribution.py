@@ -123,6 +123,19 @@ def attribute(
     yield Done(pairs)
 
 
+def attribution_maps(
+    model: TapModel, video: Video, delta: int = 1
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """All Grad-CAM maps of ``video`` in memory, and their (K, 2) frame pairs (for notebooks)."""
+    cams: list[np.ndarray] = []
+    for ev in attribute(model, video, delta):
+        if isinstance(ev, FrameDone):
+            cams.append(ev.data)
+        elif isinstance(ev, Done):
+            return cams, ev.result
+    raise AssertionError("attribute() ended without Done")
+
+
 def export_attribution(
     model: TapModel,
     video: Video,

@@ -7,11 +7,11 @@ fields of view, evaluated on fields simulated with other seeds.
 import numpy as np
 import pytest
 
-from napari_tarrow.attribution import attribute
+from napari_tarrow.attribution import attribution_maps
 from napari_tarrow.data.video import Video
 from napari_tarrow.demo import FAST_CPU_CONFIG, simulate_fields, summarize
 from napari_tarrow.evaluate import crop_accuracy
-from napari_tarrow.events import Done, FrameDone, drain
+from napari_tarrow.events import drain
 from napari_tarrow.model import TapModel
 from napari_tarrow.regions import regions_table
 from napari_tarrow.train import train
@@ -50,12 +50,7 @@ def test_attribution_peaks_at_divisions(trained, unseen) -> None:
     hits, chance = [], []
     for sim in unseen:
         video = Video(sim.video)
-        cams, pairs = [], None
-        for ev in attribute(trained, video):
-            if isinstance(ev, FrameDone):
-                cams.append(ev.data)
-            elif isinstance(ev, Done):
-                pairs = ev.result
+        cams, pairs = attribution_maps(trained, video)
         assert len(cams) == len(pairs) == len(video) - 1 and cams[0].shape == (96, 96)
         table = regions_table(cams, video.times[pairs[:, 0]], k=2)
         s = summarize(table, _divisions(sim), (96, 96))
