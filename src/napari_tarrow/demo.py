@@ -16,7 +16,7 @@ import tifffile
 from .config import DataConfig, ModelConfig, TapConfig, TrainConfig
 from .data.video import read_video
 from .errors import TarrowError
-from .regions import division_hits
+from .regions import EDGE, division_hits
 from .sample_data import dividing_cells
 
 #: Fast CPU preset: 48-pixel crops and a 16-channel U-Net/features train about 5x faster
@@ -151,8 +151,9 @@ def summarize(
 
     rng = np.random.default_rng(seed)
     random = table.copy()
-    random[:, 1] = rng.uniform(0, shape[0], len(table))
-    random[:, 2] = rng.uniform(0, shape[1], len(table))
+    # placed where regions can lie: off the frame band that top_regions skips
+    random[:, 1] = rng.uniform(EDGE, shape[0] - EDGE, len(table))
+    random[:, 2] = rng.uniform(EDGE, shape[1] - EDGE, len(table))
     p = precision(table)
     return {
         "regions": len(table),

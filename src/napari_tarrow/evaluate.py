@@ -157,10 +157,11 @@ def evaluate(
     and ``random_draws`` draws of random foreground points (averaged). A peak
     hits when it lies within ``radius`` px of a division position (parent's last
     or a daughter's first) of the same pair, or, for the ``_tol`` columns,
-    within ± ``tolerance`` frames. Recall is the share of the pairs' divisions hit by a peak. TAP
-    accuracy (both orders, so chance is 0.5) is measured on crops of the
-    model's training size centred on divisions, on up to ``crops`` cells per
-    pair away from divisions, and on ``crops`` background points per pair.
+    within ± ``tolerance`` frames. Recall is the share of the pairs' divisions
+    hit by a peak. TAP accuracy (both orders, so chance is 0.5) is measured on
+    crops of the model's training size centred on divisions, on up to ``crops``
+    cells per pair away from divisions, and on ``crops`` background points per
+    pair.
 
     Yields Progress, then ``Done(EvaluationTable)``.
     """
