@@ -44,11 +44,13 @@ def gradcam(
     z0: torch.Tensor,
     z1: torch.Tensor,
     tile: int | AdaptiveTile = DEFAULT_TILE,
+    signed: bool = False,
 ) -> torch.Tensor:
     """Grad-CAM map (Y, X) for features z0, z1 (C, Y, X) of frames t and t+Δt.
 
     Tile by tile, so memory beyond z stays bounded; out of device memory, the
-    tile side is halved and the map recomputed.
+    tile side is halved and the map recomputed. ``signed`` keeps the sign of
+    each contribution (before the absolute value), e.g. to average maps.
     """
     head = model.net.head
     head.eval()
@@ -67,21 +69,27 @@ def gradcam(
         cam = torch.empty(z.shape[-2:], device=z.device)
         with torch.no_grad():
             for t in tiles:
-                cam[t.dest] = cam_from_gradients(alpha, z[(..., *t.dest)], mean)[0]
+                cam[t.dest] = cam_from_gradients(
+                    alpha, z[(..., *t.dest)], mean, signed
+                )[0]
         return cam
 
     return AdaptiveTile.of(tile).run(tiled, "Grad-CAM")
 
 
 def cam_from_gradients(
-    alpha: torch.Tensor, z: torch.Tensor, mean: torch.Tensor | None = None
+    alpha: torch.Tensor,
+    z: torch.Tensor,
+    mean: torch.Tensor | None = None,
+    signed: bool = False,
 ) -> torch.Tensor:
     """Map (B, Y, X) from channel weights α (B, T, C) and features z (B, T, C, Y, X).
 
     ``mean`` (B, T, C, 1, 1) is each channel's frame mean; pass it when ``z`` is a tile.
     """
     centred = z - (z.mean(dim=(-2, -1), keepdim=True) if mean is None else mean)
-    return torch.einsum("btc,btcyx->byx", alpha, centred).abs()
+    cam = torch.einsum("btc,btcyx->byx", alpha, centred)
+    return cam if signed else cam.abs()
 
 
 def attribute(

@@ -62,10 +62,11 @@ def test_gradcam_matches_autograd_through_the_full_head(model: TapModel) -> None
     (g,) = torch.autograd.grad(model.net.head(z)[0, 0], z)
     zc = z - z.mean((-2, -1), keepdim=True)
     # each pixel's contribution from both frames together: sum over frames, then |.|
-    expected = (g.sum((-2, -1))[..., None, None] * zc).sum((1, 2)).abs()[0]
+    contribution = (g.sum((-2, -1))[..., None, None] * zc).sum((1, 2))[0].detach()
+    z0, z1 = z[0, 0].detach(), z[0, 1].detach()
     torch.testing.assert_close(
-        gradcam(model, z[0, 0].detach(), z[0, 1].detach(), tile=16),
-        expected.detach(),
-        rtol=1e-4,
-        atol=1e-8,
+        gradcam(model, z0, z1, tile=16), contribution.abs(), rtol=1e-4, atol=1e-8
     )
+    signed = gradcam(model, z0, z1, tile=16, signed=True)
+    torch.testing.assert_close(signed, contribution, rtol=1e-4, atol=1e-8)
+    assert signed.min() < 0 < signed.max()  # centred features: both signs occur
