@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,12 @@ METRICS = (
     "acc_cell",
     "acc_background",
 )
+#: The metrics of attribution peaks, which :func:`bootstrap` gives intervals for.
+PEAK_METRICS = METRICS[:4]
 METHODS = ("TAP model", "untrained network", "frame difference", "random foreground")
 CROP_KINDS = ("division", "cell", "background")
+#: Resamples of the frame pairs behind the 95 % intervals.
+BOOTSTRAP = 2000
 
 
 @torch.inference_mode()
@@ -84,23 +89,47 @@ def _crop(frame: np.ndarray, y: float, x: float, size: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class EvaluationTable:
-    """Metrics (:data:`METRICS`) per method (rows) and the settings they were measured with."""
+    """Metrics (:data:`METRICS`) per method (rows), their bootstrap intervals and settings.
+
+    ``intervals[method][metric]`` is the 95 % interval (lo, hi) of a peak metric
+    over resampled frame pairs; ``differences[control][metric]`` is (estimate,
+    lo, hi) of the TAP model's metric minus the control's, on the same resamples.
+    """
 
     rows: dict[str, dict[str, float]]
     settings: dict[str, int | float | str]
+    intervals: dict[str, dict[str, tuple[float, float]]]
+    differences: dict[str, dict[str, tuple[float, float, float]]]
 
     def to_csv(self, path: str | Path) -> None:
-        """Write one row per method, settings repeated as columns (temporary name, then rename)."""
+        """One row per method, then one per "TAP model - control" difference (temporary name, then rename).
+
+        Columns: the metrics, ``<metric>_lo``/``_hi`` for the peak metrics, then
+        the settings repeated.
+        """
+        nan = math.nan
+        bounds = [f"{m}_{end}" for m in PEAK_METRICS for end in ("lo", "hi")]
+        lines = [
+            (name, row, self.intervals[name]) for name, row in self.rows.items()
+        ] + [
+            (
+                f"{METHODS[0]} - {name}",
+                {m: diff.get(m, (nan,))[0] for m in METRICS},
+                {m: diff[m][1:] for m in PEAK_METRICS},
+            )
+            for name, diff in self.differences.items()
+        ]
         path = Path(path)
         tmp = path.with_name(f".{path.name}.part")
         with open(tmp, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["method", *METRICS, *self.settings])
-            for name, row in self.rows.items():
+            w.writerow(["method", *METRICS, *bounds, *self.settings])
+            for name, row, ci in lines:
                 w.writerow(
                     [
                         name,
                         *(f"{row[m]:.4f}" for m in METRICS),
+                        *(f"{v:.4f}" for m in PEAK_METRICS for v in ci[m]),
                         *self.settings.values(),
                     ]
                 )
@@ -127,9 +156,34 @@ class EvaluationTable:
         )
         lines = [head, f"{'method':<20}" + "".join(f"{c:>10}" for c in labels)]
         for name, row in self.rows.items():
-            cells = ("-" if math.isnan(row[m]) else f"{row[m]:.3f}" for m in METRICS)
+            cells = (_fmt(row[m]) for m in METRICS)
             lines.append(f"{name:<20}" + "".join(f"{c:>10}" for c in cells))
+        shown = ("precision", "precision_tol")
+        lines += [
+            "",
+            f"95 % intervals, resampling the {s['pairs']} pairs {s['bootstrap']} times:",
+            f"{'':<34}" + "".join(f"{labels[METRICS.index(m)]:>24}" for m in shown),
+        ]
+        for name, ci in self.intervals.items():
+            cells = (
+                f"{_fmt(self.rows[name][m])} [{_fmt(ci[m][0])}, {_fmt(ci[m][1])}]"
+                for m in shown
+            )
+            lines.append(f"{name:<34}" + "".join(f"{c:>24}" for c in cells))
+        for name, diff in self.differences.items():
+            cells = (
+                f"{diff[m][0]:+.3f} [{diff[m][1]:+.3f}, {diff[m][2]:+.3f}]"
+                for m in shown
+            )
+            lines.append(
+                f"{f'{METHODS[0]} - {name}':<34}" + "".join(f"{c:>24}" for c in cells)
+            )
         return "\n".join(lines)
+
+
+def _fmt(value: float) -> str:
+    """Three decimals, or "-" for a metric that does not apply."""
+    return "-" if math.isnan(value) else f"{value:.3f}"
 
 
 def evaluate(
@@ -158,10 +212,11 @@ def evaluate(
     hits when it lies within ``radius`` px of a division position (parent's last
     or a daughter's first) of the same pair, or, for the ``_tol`` columns,
     within ± ``tolerance`` frames. Recall is the share of the pairs' divisions
-    hit by a peak. TAP accuracy (both orders, so chance is 0.5) is measured on
+    hit by a peak (each division counted once). TAP accuracy (both orders, so chance is 0.5) is measured on
     crops of the model's training size centred on divisions, on up to ``crops``
     cells per pair away from divisions, and on ``crops`` background points per
-    pair.
+    pair. Peak metrics come with 95 % bootstrap intervals over the pairs, and
+    so do the model's differences to each control (paired, see :func:`bootstrap`).
 
     Yields Progress, then ``Done(EvaluationTable)``.
     """
@@ -170,7 +225,7 @@ def evaluate(
             f"top_k ({top_k}), crops ({crops}) and random_draws ({random_draws}) must be "
             f">= 1 and radius ({radius}) > 0."
         )
-    pairs, own = _pairs_with_divisions(video, truth.divisions, delta, frames)
+    pairs, own = pairs_with_divisions(video, truth.divisions, delta, frames)
     _check_positions(truth.divisions, video.shape[1:])
     times, divs = video.times, truth.divisions
     rng = np.random.default_rng(seed)
@@ -240,20 +295,23 @@ def evaluate(
             for kind in CROP_KINDS
         }
 
-    own_all = np.unique(np.concatenate(own))
+    starts = times[pairs[:, 0]]
 
-    def score(tables: list[np.ndarray]) -> dict[str, float]:
-        return peak_metrics(
-            np.concatenate(tables), divs, own_all, delta, radius, tolerance
+    def counts(tables: list[np.ndarray]) -> PairCounts:
+        return pair_counts(
+            np.concatenate(tables), divs, own, starts, delta, radius, tolerance
         )
 
+    by_method = {name: [counts(peaks[name])] for name in METHODS[:3]}
+    by_method["random foreground"] = [counts(d) for d in draws]
+    intervals, differences = bootstrap(by_method, METHODS[0], seed=seed)
     no_accuracy = {f"acc_{kind}": math.nan for kind in CROP_KINDS}
-    rows = {name: {**score(peaks[name]), **accuracy[name]} for name in METHODS[:2]}
-    rows["frame difference"] = {**score(peaks["frame difference"]), **no_accuracy}
-    per_draw = [score(d) for d in draws]
-    rows["random foreground"] = {
-        **{m: float(np.mean([p[m] for p in per_draw])) for m in per_draw[0]},
-        **no_accuracy,
+    rows = {
+        name: {
+            **{m: float(np.mean([c.metrics()[m] for c in cs])) for m in PEAK_METRICS},
+            **accuracy.get(name, no_accuracy),
+        }
+        for name, cs in by_method.items()
     }
     settings: dict[str, int | float | str] = {
         "model": str(model.folder or "unsaved"),
@@ -261,7 +319,7 @@ def evaluate(
         "frames": f"{times[pairs[0, 0]]}-{times[pairs[-1, 1]]}",
         "delta": delta,
         "pairs": len(pairs),
-        "divisions": len(own_all),
+        "divisions": len(np.unique(np.concatenate(own))),
         "k": top_k,
         "radius": radius,
         "border": EDGE,
@@ -270,32 +328,132 @@ def evaluate(
         **{f"crops_{kind}": sum(len(c[kind]) for c in centres) for kind in CROP_KINDS},
         "seed": seed,
         "random_draws": random_draws,
+        "bootstrap": BOOTSTRAP,
     }
-    yield Done(EvaluationTable(rows, settings))
+    yield Done(EvaluationTable(rows, settings, intervals, differences))
 
 
-def peak_metrics(
+@dataclass(frozen=True)
+class PairCounts:
+    """Numerators and denominators of the peak metrics, per frame pair: (4, K) each.
+
+    Rows follow :data:`PEAK_METRICS`. A metric is a ratio of sums over pairs, so
+    reweighting pairs (the unit within which peaks are correlated) gives its
+    bootstrap distribution.
+    """
+
+    hits: np.ndarray
+    totals: np.ndarray
+
+    def metrics(self) -> dict[str, float]:
+        """Each peak metric over all pairs (NaN without peaks or divisions)."""
+        once = np.ones((1, self.hits.shape[1]))
+        return dict(zip(PEAK_METRICS, self.weighted(once)[:, 0].tolist(), strict=True))
+
+    def weighted(self, weights: np.ndarray) -> np.ndarray:
+        """(4, B) metrics when pair k counts ``weights[b, k]`` times, for B weightings."""
+        hits, totals = self.hits @ weights.T, self.totals @ weights.T
+        return np.where(totals > 0, hits / np.maximum(totals, 1), np.nan)
+
+
+def pair_counts(
     table: np.ndarray,
     divisions: Sequence[Division],
-    own: np.ndarray,
+    own: Sequence[np.ndarray],
+    starts: np.ndarray,
     delta: int,
     radius: float,
     tolerance: int,
-) -> dict[str, float]:
-    """Precision and recall of peaks (rows t, y, x, score) on divisions, same pair and ± tolerance.
+) -> PairCounts:
+    """Per-pair hits of peaks (rows t, y, x, score; t = a pair's first frame) on divisions.
 
-    ``own`` indexes the divisions that recall counts (those inside the evaluated pairs).
+    ``starts`` (K,) are the pairs' first frames and ``own[k]`` indexes the
+    divisions inside pair k. Precision counts peaks within ``radius`` of a
+    division of the same pair or, with ``_tol``, of one within ± ``tolerance``
+    frames. Recall counts each of these divisions once, in the first pair that
+    holds it (pairs overlap when Δt > 1), as hit by a peak of any pair (with a
+    tolerance, a neighbouring pair's peak may find it).
     """
-    out = {}
-    for suffix, tol in (("", 0), ("_tol", tolerance)):
-        hits = hit_matrix(table, divisions, delta, radius, tol)
-        out[f"precision{suffix}"] = (
-            float(hits.any(1).mean()) if len(table) else math.nan
-        )
-        out[f"recall{suffix}"] = (
-            float(hits[:, own].any(0).mean()) if len(own) else math.nan
-        )
-    return out
+    table = np.asarray(table, float).reshape(-1, 4)
+    where = {int(t): k for k, t in enumerate(starts)}
+    try:
+        pair = np.array([where[int(t)] for t in table[:, 0]], int)
+    except KeyError as e:
+        raise ValueError(f"a peak of frame {e} belongs to none of the pairs") from None
+    k = len(starts)
+    first: dict[int, int] = {}  # division -> the pair that counts it for recall
+    for i, o in enumerate(own):
+        for d in o:
+            first.setdefault(int(d), i)
+    counted, owner = np.array(list(first), int), np.array(list(first.values()), int)
+    hits, totals = [], []
+    for tol in (0, tolerance):
+        on = hit_matrix(table, divisions, delta, radius, tol)
+        hits += [
+            np.bincount(pair, weights=on.any(1), minlength=k),
+            np.bincount(owner, weights=on[:, counted].any(0), minlength=k),
+        ]
+        totals += [np.bincount(pair, minlength=k), np.bincount(owner, minlength=k)]
+    return PairCounts(np.array(hits, float), np.array(totals, float))
+
+
+def bootstrap(
+    counts: dict[str, Sequence[PairCounts]],
+    reference: str,
+    n: int = BOOTSTRAP,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[
+    dict[str, dict[str, tuple[float, float]]],
+    dict[str, dict[str, tuple[float, float, float]]],
+]:
+    """Percentile intervals of each method's peak metrics, and of ``reference`` minus each other.
+
+    ``counts[method]`` holds one :class:`PairCounts` per draw (random points) or
+    a single one; a method's metric is the mean over them. All methods share
+    the same ``n`` resamples of the pairs (drawn with replacement, from a
+    stream of their own), so the differences are paired. Resamples where a
+    metric is undefined (no peak at all) are left out of its interval. Returns
+    ``(intervals[method][metric] = (lo, hi), differences[other][metric] =
+    (estimate, lo, hi))``.
+    """
+    sizes = {c.hits.shape[1] for draws in counts.values() for c in draws}
+    if len(sizes) != 1:
+        raise ValueError(f"methods were counted on different numbers of pairs: {sizes}")
+    k = sizes.pop()
+    rng = np.random.default_rng([seed, 1])  # not the stream of the random points
+    weights = rng.multinomial(k, np.full(k, 1 / k), size=n).astype(float)
+    tails = [50 * (1 - level), 50 * (1 + level)]
+
+    def metric(draws: Sequence[PairCounts], w: np.ndarray) -> np.ndarray:
+        return np.mean([c.weighted(w) for c in draws], axis=0)
+
+    def interval(samples: np.ndarray) -> list[tuple[float, float]]:
+        with warnings.catch_warnings():  # a metric never defined: NaN bounds
+            warnings.simplefilter("ignore", RuntimeWarning)
+            bounds = np.nanpercentile(samples, tails, axis=1).T
+        return [(float(lo), float(hi)) for lo, hi in bounds]
+
+    sampled = {name: metric(c, weights) for name, c in counts.items()}
+    point = {name: metric(c, np.ones((1, k)))[:, 0] for name, c in counts.items()}
+    intervals = {
+        name: dict(zip(PEAK_METRICS, interval(s), strict=True))
+        for name, s in sampled.items()
+    }
+    differences = {
+        name: {
+            m: (float(d), *ci)
+            for m, d, ci in zip(
+                PEAK_METRICS,
+                point[reference] - point[name],
+                interval(sampled[reference] - sampled[name]),
+                strict=True,
+            )
+        }
+        for name in counts
+        if name != reference
+    }
+    return intervals, differences
 
 
 def hit_matrix(
@@ -359,7 +517,7 @@ def _away_from_border(mask: np.ndarray, border: int) -> np.ndarray:
     return inner
 
 
-def _pairs_with_divisions(
+def pairs_with_divisions(
     video: Video,
     divisions: Sequence[Division],
     delta: int,

@@ -69,12 +69,24 @@ def test_evaluate_writes_the_table(ctc, tiny_model_dir, tmp_path, capsys) -> Non
     assert "frame difference" in printed and f"wrote {out}" in printed
     with open(out) as f:
         rows = list(csv.DictReader(f))
-    assert [r["method"] for r in rows] == list(METHODS)
+    model, controls = METHODS[0], METHODS[1:]
+    differences = [f"{model} - {c}" for c in controls]
+    assert [r["method"] for r in rows] == [*METHODS, *differences]
     assert {r["k"] for r in rows} == {"2"} and {r["seed"] for r in rows} == {"3"}
     assert {r["pairs"] for r in rows} == {"2"}
-    precisions = [float(r["precision"]) for r in rows]
-    assert min(precisions) >= 0 and max(precisions) <= 1
-    assert rows[0]["acc_division"] != "nan" and rows[2]["acc_division"] == "nan"
+    by = {r["method"]: r for r in rows}
+    for name in METHODS:
+        lo, p, hi = (
+            float(by[name][c]) for c in ("precision_lo", "precision", "precision_hi")
+        )
+        assert 0 <= lo <= hi <= 1 and 0 <= p <= 1
+    for c, d in zip(controls, differences, strict=True):
+        diff = float(by[model]["precision"]) - float(by[c]["precision"])
+        assert float(by[d]["precision"]) == pytest.approx(diff, abs=1e-3)
+    assert (
+        by[model]["acc_division"] != "nan" and by[controls[1]]["acc_division"] == "nan"
+    )
+    assert "95 % intervals" in printed
 
 
 @pytest.mark.parametrize(

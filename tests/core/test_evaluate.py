@@ -10,9 +10,12 @@ from napari_tarrow.data.video import Video
 from napari_tarrow.evaluate import (
     METHODS,
     METRICS,
+    PEAK_METRICS,
     EvaluationTable,
+    PairCounts,
+    bootstrap,
     evaluate,
-    peak_metrics,
+    pair_counts,
     random_points,
 )
 from napari_tarrow.events import Done, Progress
@@ -33,19 +36,77 @@ def test_precision_and_recall_by_hand() -> None:
         ],
         float,
     )
-    m = peak_metrics(peaks, divisions, np.array([0, 1]), 1, 10.0, 2)
+    starts, own = np.array([4, 7, 8]), [np.array([0]), np.array([], int), np.array([1])]
+    m = pair_counts(peaks, divisions, own, starts, 1, 10.0, 2).metrics()
     assert m["precision"] == pytest.approx(1 / 3)
     assert m["recall"] == pytest.approx(1 / 2)
     assert m["precision_tol"] == pytest.approx(2 / 3)
     assert m["recall_tol"] == pytest.approx(1.0)
     # a peak on the parent's last position counts as well
     on_parent = np.array([(4, 12, 9, 1.0)])
-    assert peak_metrics(on_parent, divisions, np.array([0]), 1, 10.0, 0) == {
+    assert pair_counts(
+        on_parent, divisions, own[:1], starts[:1], 1, 10.0, 0
+    ).metrics() == {
         "precision": 1.0,
         "recall": 1.0,
         "precision_tol": 1.0,
         "recall_tol": 1.0,
     }
+
+    # per pair: pair 4 has one hit of two peaks and its division found; pair 7 a
+    # peak that hits only with the tolerance; pair 8 no peak, its division found then
+    c = pair_counts(peaks, divisions, own, starts, 1, 10.0, 2)
+    assert c.hits.tolist() == [[1, 0, 0], [1, 0, 0], [1, 1, 0], [1, 0, 1]]
+    assert c.totals.tolist() == [[2, 1, 0], [1, 0, 1], [2, 1, 0], [1, 0, 1]]
+    # Δt = 2: pairs (0, 2) ... (3, 5) overlap; the division at 2 lies in the first
+    # two and counts once for recall
+    two = [Division(2, ((20.0, 20.0),)), Division(5, ((50.0, 50.0),))]
+    own2 = [np.array([0]), np.array([0]), np.array([], int), np.array([1])]
+    on_first = np.array([(0, 20, 20, 1.0)])
+    m2 = pair_counts(on_first, two, own2, np.arange(4), 2, 10.0, 0).metrics()
+    assert m2["recall"] == 0.5 and m2["precision"] == 1.0
+    with pytest.raises(ValueError, match="belongs to none of the pairs"):
+        pair_counts(peaks, divisions, own[:1], starts[:1], 1, 10.0, 2)
+
+
+def _counts(hits: np.ndarray, totals: np.ndarray) -> PairCounts:
+    """The same per-pair hits and totals for all four peak metrics."""
+    rows = len(PEAK_METRICS)
+    return PairCounts(np.tile(hits, (rows, 1)), np.tile(totals, (rows, 1)))
+
+
+def test_bootstrap_interval_is_the_binomial_one() -> None:
+    # 400 pairs of one peak each, half of them hits: 0.5 ± 1.96 * sqrt(0.25 / 400)
+    c = _counts(np.arange(400) % 2, np.ones(400))
+    intervals, _ = bootstrap({"model": [c]}, "model", n=4000)
+    lo, hi = intervals["model"]["precision"]
+    assert lo == pytest.approx(0.451, abs=0.01) and hi == pytest.approx(0.549, abs=0.01)
+
+
+def test_bootstrap_differences_are_paired() -> None:
+    # a control that misses exactly one of the model's six hits in every pair:
+    # their intervals overlap, but the paired difference is 1/6 on every resample
+    rng = np.random.default_rng(0)
+    hits = rng.integers(1, 7, size=19).astype(float)
+    six = np.full(19, 6.0)
+    model, control = _counts(hits, six), _counts(hits - 1, six)
+    same = _counts(hits, six)
+    intervals, diff = bootstrap(
+        {"model": [model], "control": [control], "same": [same]}, "model"
+    )
+    assert intervals["model"]["precision"][0] < intervals["control"]["precision"][1]
+    assert diff["control"]["precision"] == pytest.approx((1 / 6,) * 3)
+    assert diff["same"]["precision_tol"] == (0.0, 0.0, 0.0)
+    assert "model" not in diff
+    # a method measured by several draws is the mean of their metrics, resample by
+    # resample (not the ratio of pooled counts: the draws' totals differ here)
+    three = np.full(19, 3.0)
+    draw_a, draw_b = _counts(hits, six), _counts(np.minimum(hits, 3), three)
+    _, d = bootstrap({"model": [model], "draws": [draw_a, draw_b]}, "model")
+    mean = (hits.sum() / 114 + np.minimum(hits, 3).sum() / 57) / 2
+    assert d["draws"]["recall"][0] == pytest.approx(hits.sum() / 114 - mean)
+    with pytest.raises(ValueError, match="different numbers of pairs"):
+        bootstrap({"model": [model], "short": [_counts(hits[:5], six[:5])]}, "model")
 
 
 def test_random_points_lie_in_the_mask_and_apart() -> None:
@@ -110,3 +171,14 @@ def test_evaluate_on_the_simulator(sim, events) -> None:
     assert [p.done for p in progress] == sorted(p.done for p in progress)
     assert progress[-1].done == progress[-1].total
     assert "random foreground" in str(table) and "P@2 ±2" in str(table)
+    # intervals are ordered and within [0, 1]; differences are model minus control
+    for name in table.rows:
+        for m in PEAK_METRICS:
+            lo, hi = table.intervals[name][m]
+            assert 0 <= lo <= hi <= 1, (name, m)
+    model = table.rows["TAP model"]
+    for name, diff in table.differences.items():
+        for m in PEAK_METRICS:
+            assert diff[m][0] == pytest.approx(model[m] - table.rows[name][m])
+            assert diff[m][1] <= diff[m][2]
+    assert "TAP model - frame difference" in str(table)
