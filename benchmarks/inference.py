@@ -1,6 +1,6 @@
 """Attribution and feature-export speed on large frames, against a naive Grad-CAM.
 
-    python benchmarks/inference.py --device cpu --size 1024 --frames 3
+    python benchmarks/inference.py --device cpu --size 1024 --frames 3 [--no-allocator-tuning]
 
 The naive Grad-CAM runs the whole network on each pair with gradients and
 back-propagates through the U-Net (as the reference implementation does); ours
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from _bench import device_name, sync
 
+from napari_tarrow import features
 from napari_tarrow.attribution import attribute, cam_from_gradients
 from napari_tarrow.config import TapConfig
 from napari_tarrow.data.video import Video
@@ -54,7 +55,14 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=3)
     p.add_argument("--tile", type=int, default=512)
     p.add_argument("--naive-pairs", type=int, default=1)
+    p.add_argument(
+        "--no-allocator-tuning",
+        action="store_true",
+        help="keep glibc's defaults (CPU jobs tune it; the setting is process-wide)",
+    )
     a = p.parse_args()
+    if a.no_allocator_tuning:
+        features.tune_cpu_allocator = lambda: False
     dev = resolve_device(a.device)
     torch.manual_seed(0)
     model = TapModel(TapConfig()).to(dev)
@@ -83,7 +91,8 @@ def main() -> None:
     name = device_name(dev)
     print(
         f"# inference on {name}, torch {torch.__version__}, frames {a.size}x{a.size}, "
-        f"{a.frames} frames, tile {a.tile}"
+        f"{a.frames} frames, tile {a.tile}, "
+        f"allocator {'glibc defaults' if a.no_allocator_tuning else 'tuned on the CPU'}"
     )
     print(f"maps agree with naive Grad-CAM (256x256): correlation {corr:.5f}")
     print(f"{'job':<28} {'s/pair or frame':>16} {'frames/s':>9}")

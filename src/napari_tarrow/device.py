@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import sys
@@ -53,13 +54,17 @@ def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextM
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
+@functools.cache
 def tune_cpu_allocator() -> bool:
     """Keep freed buffers in glibc's heap instead of returning them to the OS.
 
-    CPU training frees and re-allocates the same large activations every step;
-    with glibc's defaults each one is a fresh mmap whose pages fault in again,
-    which took about half of a training step here (the same gain as jemalloc
-    with decay off). Process-wide and harmless elsewhere; returns True if applied.
+    CPU jobs free and re-allocate the same large activations every step or
+    tile; with glibc's defaults each one is a fresh mmap whose pages fault in
+    again, which took about half of a training step and 40 % of an attribution
+    pair here (the same gain as jemalloc with decay off; in a worker thread,
+    as in napari, attribution gained 15-30 %). The price: the heap keeps its
+    peak size until :func:`release_cpu_heap`. Process-wide, once; returns True
+    if applied.
     """
     if not sys.platform.startswith("linux"):
         return False
@@ -69,8 +74,20 @@ def tune_cpu_allocator() -> bool:
         ok &= libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
     except (OSError, AttributeError):  # not glibc (e.g. musl)
         return False
-    log.debug("glibc allocator tuned for CPU training: %s", ok)
+    log.debug("glibc allocator tuned for CPU jobs: %s", ok)
     return bool(ok)
+
+
+def release_cpu_heap() -> None:
+    """Return the heap's free memory to the OS (glibc ``malloc_trim``).
+
+    For a process that lives on after a job, such as napari: with the tuning
+    above the heap keeps its peak size until trimmed (after attributing three
+    HeLa pairs here: 0.8-1.2 GB resident, 0.3 GB once trimmed). Does nothing without glibc.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def available_memory(device: torch.device) -> int:

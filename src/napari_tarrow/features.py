@@ -10,6 +10,7 @@ import torch
 
 from . import __version__
 from .data.video import Video
+from .device import tune_cpu_allocator
 from .errors import Cancelled, ConfigError
 from .events import Done, Event, FrameDone, Progress
 from .export import check_output, tiff_stream, write_sidecar
@@ -37,6 +38,8 @@ def frame_features(
     """
     net, dev = model.net, model.device
     net.eval()
+    if dev.type == "cpu":
+        tune_cpu_allocator()
     x = torch.as_tensor(np.ascontiguousarray(frame), dtype=torch.float32, device=dev)
 
     def tiled(side: int) -> torch.Tensor:

@@ -185,6 +185,18 @@ def test_trained_networks_change_only_in_their_copy(tap, sim, truth, mode) -> No
     assert drain(seg.predict_proba(sim.video, frames=[5])).shape == (1, 96, 96)
 
 
+def test_training_on_the_cpu_tunes_the_allocator(tap, sim, truth, monkeypatch):
+    from napari_tarrow.downstream import segment
+
+    calls: list[str] = []
+    monkeypatch.setattr(segment, "tune_cpu_allocator", lambda: calls.append("cpu"))
+    cfg = SegmentationConfig(
+        mode="baseline", **{**FAST, "epochs": 1, "steps_per_epoch": 1}
+    )
+    drain(DivisionSegmenter(tap, cfg).fit(sim.video, labels_from_mask(truth, [5])))
+    assert calls == ["cpu"]  # baseline: no TAP features computed, the loop tunes it
+
+
 def test_cell_state_probe_tells_dividing_from_interphase(tap, sim) -> None:
     divisions = [d for d in sim.divisions if d.t < len(sim.video) - 1]
     rng = np.random.default_rng(0)

@@ -269,3 +269,25 @@ def test_sample_data_and_writer(make_napari_viewer, tmp_path):
     (path,) = layer.save(str(tmp_path / "maps.tif"), plugin="napari-tarrow")
     np.testing.assert_array_equal(tifffile.imread(path), layer.data.astype(np.float32))
     assert json.loads(Path(f"{path}.json").read_text())["axes"] == "TYX"
+
+
+@pytest.mark.parametrize("outcome", ["done", "bad input", "bug"])
+def test_every_job_gives_the_cpu_heap_back(monkeypatch, outcome) -> None:
+    # CPU jobs keep freed memory in the heap for speed; napari lives on after them
+    from napari_tarrow.errors import VideoError
+    from napari_tarrow.events import Done
+    from napari_tarrow.widgets import _jobs
+
+    released: list[str] = []
+    monkeypatch.setattr(_jobs, "release_cpu_heap", lambda: released.append(outcome))
+
+    def job(stop):
+        if outcome == "bad input":
+            raise VideoError("one frame only")
+        if outcome == "bug":
+            raise RuntimeError("oops")
+        yield Done(1)
+
+    events = list(_jobs._guarded(job, lambda: False))
+    assert isinstance(events[-1], Done if outcome == "done" else _jobs.Failed)
+    assert released == [outcome]

@@ -39,6 +39,7 @@ from torch import nn
 from .. import __version__
 from ..config import TapConfig, _check, _section
 from ..data.video import Video
+from ..device import tune_cpu_allocator
 from ..errors import Cancelled, ConfigError, ModelFolderError, TarrowError
 from ..events import Done, Event, FrameDone, Metrics, Progress
 from ..features import DEFAULT_TILE, frame_features
@@ -442,6 +443,8 @@ class DivisionSegmenter:
     ) -> Iterator[Event]:
         """Run the optimisation loop (yields Progress and Metrics)."""
         cfg, dev = self.config, self.device
+        if dev.type == "cpu":
+            tune_cpu_allocator()
         counts = np.bincount(np.concatenate([t.ravel() for t in targets]), minlength=3)
         weight = torch.tensor(
             [0.0, *(counts[1:].sum() / (2.0 * counts[1:]))], device=dev

@@ -22,6 +22,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QEvent, QObject, Signal
 from qtpy.QtWidgets import QApplication, QWidget
 
+from ..device import release_cpu_heap
 from ..errors import Cancelled, TarrowError
 from ..events import Done, Event, Progress
 
@@ -40,7 +41,10 @@ class Failed:
 
 
 def _guarded(job: JobFactory, stop: Callable[[], bool]) -> Iterator[Event | Failed]:
-    """Run ``job`` and turn its exceptions into a final :class:`Failed` event."""
+    """Run ``job`` and turn its exceptions into a final :class:`Failed` event.
+
+    Whatever the outcome, the heap that CPU jobs keep for speed goes back to the OS.
+    """
     try:
         yield from job(stop)
     except Cancelled as e:
@@ -52,6 +56,8 @@ def _guarded(job: JobFactory, stop: Callable[[], bool]) -> Iterator[Event | Fail
     except Exception as e:  # an unexpected bug: keep the UI alive, log the traceback
         log.exception("napari-tarrow job failed")
         yield Failed(f"Unexpected error ({type(e).__name__}: {e}); details in the log.")
+    finally:
+        release_cpu_heap()
 
 
 def _weak(callback: Callable[..., None]) -> Callable[[], Callable[..., None] | None]:
