@@ -83,7 +83,8 @@ def release_cpu_heap() -> None:
 
     For a process that lives on after a job, such as napari: with the tuning
     above the heap keeps its peak size until trimmed (after attributing three
-    HeLa pairs here: 0.8-1.2 GB resident, 0.3 GB once trimmed). Does nothing without glibc.
+    HeLa pairs here: 0.8-1.2 GB resident, 0.3 GB once trimmed). Does nothing
+    without glibc.
     """
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):

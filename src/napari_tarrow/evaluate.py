@@ -102,10 +102,10 @@ class EvaluationTable:
     differences: dict[str, dict[str, tuple[float, float, float]]]
 
     def to_csv(self, path: str | Path) -> None:
-        """One row per method, then one per "TAP model - control" difference (temporary name, then rename).
+        """Write one row per method, then one per "TAP model - control" difference.
 
         Columns: the metrics, ``<metric>_lo``/``_hi`` for the peak metrics, then
-        the settings repeated.
+        the settings repeated. Written under a temporary name, then renamed.
         """
         nan = math.nan
         bounds = [f"{m}_{end}" for m in PEAK_METRICS for end in ("lo", "hi")]
@@ -212,11 +212,12 @@ def evaluate(
     hits when it lies within ``radius`` px of a division position (parent's last
     or a daughter's first) of the same pair, or, for the ``_tol`` columns,
     within ± ``tolerance`` frames. Recall is the share of the pairs' divisions
-    hit by a peak (each division counted once). TAP accuracy (both orders, so chance is 0.5) is measured on
-    crops of the model's training size centred on divisions, on up to ``crops``
-    cells per pair away from divisions, and on ``crops`` background points per
-    pair. Peak metrics come with 95 % bootstrap intervals over the pairs, and
-    so do the model's differences to each control (paired, see :func:`bootstrap`).
+    hit by a peak (each division counted once). TAP accuracy (both orders, so
+    chance is 0.5) is measured on crops of the model's training size centred on
+    divisions, on up to ``crops`` cells per pair away from divisions, and on
+    ``crops`` background points per pair. Peak metrics come with 95 % bootstrap
+    intervals over the pairs, and so do the model's differences to each control
+    (paired, see :func:`bootstrap`).
 
     Yields Progress, then ``Done(EvaluationTable)``.
     """
