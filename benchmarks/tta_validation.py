@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from skimage.filters import gaussian
 
 from napari_tarrow.attribution import gradcam
 from napari_tarrow.ctc import read_ctc
@@ -23,12 +22,13 @@ from napari_tarrow.data.video import read_video
 from napari_tarrow.evaluate import (
     PEAK_METRICS,
     bootstrap,
+    frame_difference,
     pair_counts,
     pairs_with_divisions,
+    peak_rows,
 )
 from napari_tarrow.features import frame_features
 from napari_tarrow.model import TapModel
-from napari_tarrow.regions import top_regions
 
 DELTA, TOLERANCE = 1, 2  # as in real_data.md
 
@@ -83,14 +83,12 @@ def main() -> None:
             untransform(signed_map(model, transform(x0, *g), transform(x1, *g)), *g)
             for g in DIHEDRAL
         ]
-        diff = gaussian(np.abs(x1 - x0), sigma=a.radius / 6)
         for name, m in (
             ("plain", np.abs(maps[0])),
             ("tta", np.abs(np.mean(maps, axis=0))),
-            ("frame difference", diff),
+            ("frame difference", frame_difference(x0, x1, a.radius)),
         ):
-            r = top_regions(m, a.top_k, dist)
-            tables[name].append(np.column_stack([np.full(len(r), t0), r]))
+            tables[name].append(peak_rows(m, int(t0), a.top_k, dist))
         print(f"pair {t0}-{t0 + DELTA} done", flush=True)
     counts = {
         name: [

@@ -241,8 +241,8 @@ def evaluate(
             raise Cancelled("evaluation stopped; no table written")
         held = {f: held[f] if f in held else video.frame(f) for f in (i, j)}
         t0, t1 = int(times[i]), int(times[j])
-        diff = gaussian(np.abs(held[j] - held[i]), sigma=radius / 6)
-        peaks["frame difference"].append(_peaks(diff, t0, top_k, min_distance))
+        diff = frame_difference(held[i], held[j], radius)
+        peaks["frame difference"].append(peak_rows(diff, t0, top_k, min_distance))
         fg = foreground(held[i], truth.markers.get(t0)) | foreground(
             held[j], truth.markers.get(t1)
         )
@@ -274,7 +274,7 @@ def evaluate(
         for ev in attribute(net, video, delta, tile, stop, pairs):
             if isinstance(ev, FrameDone):
                 t0 = int(times[pairs[ev.index, 0]])
-                peaks[name].append(_peaks(ev.data, t0, top_k, min_distance))
+                peaks[name].append(peak_rows(ev.data, t0, top_k, min_distance))
             elif isinstance(ev, Progress):
                 yield Progress("evaluate", done + ev.done, total)
         if stop():
@@ -309,7 +309,7 @@ def evaluate(
     no_accuracy = {f"acc_{kind}": math.nan for kind in CROP_KINDS}
     rows = {
         name: {
-            **{m: float(np.mean([c.metrics()[m] for c in cs])) for m in PEAK_METRICS},
+            **mean_metrics(cs),
             **accuracy.get(name, no_accuracy),
         }
         for name, cs in by_method.items()
@@ -398,6 +398,12 @@ def pair_counts(
     return PairCounts(np.array(hits, float), np.array(totals, float))
 
 
+def mean_metrics(draws: Sequence[PairCounts]) -> dict[str, float]:
+    """Each peak metric, averaged over draws (random points: one :class:`PairCounts` each)."""
+    values = np.mean([list(c.metrics().values()) for c in draws], axis=0)
+    return dict(zip(PEAK_METRICS, values.tolist(), strict=True))
+
+
 def bootstrap(
     counts: dict[str, Sequence[PairCounts]],
     reference: str,
@@ -426,17 +432,19 @@ def bootstrap(
     weights = rng.multinomial(k, np.full(k, 1 / k), size=n).astype(float)
     tails = [50 * (1 - level), 50 * (1 + level)]
 
-    def metric(draws: Sequence[PairCounts], w: np.ndarray) -> np.ndarray:
-        return np.mean([c.weighted(w) for c in draws], axis=0)
-
     def interval(samples: np.ndarray) -> list[tuple[float, float]]:
         with warnings.catch_warnings():  # a metric never defined: NaN bounds
             warnings.simplefilter("ignore", RuntimeWarning)
             bounds = np.nanpercentile(samples, tails, axis=1).T
         return [(float(lo), float(hi)) for lo, hi in bounds]
 
-    sampled = {name: metric(c, weights) for name, c in counts.items()}
-    point = {name: metric(c, np.ones((1, k)))[:, 0] for name, c in counts.items()}
+    sampled = {  # (4, n) per method: the mean over its draws, resample by resample
+        name: np.mean([d.weighted(weights) for d in draws], axis=0)
+        for name, draws in counts.items()
+    }
+    point = {
+        name: np.array(list(mean_metrics(c).values())) for name, c in counts.items()
+    }
     intervals = {
         name: dict(zip(PEAK_METRICS, interval(s), strict=True))
         for name, s in sampled.items()
@@ -505,7 +513,12 @@ def random_points(
     return np.asarray(chosen, float).reshape(-1, 2)
 
 
-def _peaks(score_map: np.ndarray, t0: int, k: int, min_distance: int) -> np.ndarray:
+def frame_difference(a: np.ndarray, b: np.ndarray, radius: float) -> np.ndarray:
+    """Compute the control map: |b - a| of two normalised frames, smoothed by ``radius`` / 6."""
+    return gaussian(np.abs(b - a), sigma=radius / 6)
+
+
+def peak_rows(score_map: np.ndarray, t0: int, k: int, min_distance: int) -> np.ndarray:
     """Rows (t0, y, x, score) of the top-k peaks of a map."""
     r = top_regions(score_map, k, min_distance)
     return np.column_stack([np.full(len(r), t0, float), r]).reshape(-1, 4)
