@@ -95,7 +95,7 @@ def _config_from_args(a: argparse.Namespace) -> Any:
             split_val=tuple(a.split_val),
             augment=a.augment,
         ),
-        model=ModelConfig(features=a.features),
+        model=ModelConfig(features=a.features or ModelConfig().features),
         train=TrainConfig(
             epochs=a.epochs or 200,
             samples_per_epoch=a.samples_per_epoch,
@@ -129,6 +129,8 @@ def cmd_train(a: argparse.Namespace) -> None:
         )
     else:
         cfg = _config_from_args(a)
+    if a.init:
+        cfg = _starting_from(cfg, a)
     videos = [read_video(v, cfg.data.percentiles) for v in a.video]
     with StopOnInterrupt(a.time_limit) as stop:
         model = run_events(
@@ -141,6 +143,32 @@ def cmd_train(a: argparse.Namespace) -> None:
     state = "stopped early; kept" if stop.requested else "saved"
     print(
         f"{state} model in {model.folder} (weights_best.safetensors: lowest validation loss)"
+    )
+
+
+def _starting_from(cfg: Any, a: argparse.Namespace) -> Any:
+    """``cfg`` for fine-tuning ``--init``: that model's architecture and normalisation."""
+    import dataclasses
+
+    from .errors import ConfigError
+    from .model import TapModel
+
+    if a.resume:
+        raise ConfigError(
+            "--init starts a new run from another model; --resume continues the run "
+            "in --out. Use one of them."
+        )
+    start = TapModel.from_folder(a.init).config
+    if a.features and a.features != start.model.features:
+        raise ConfigError(
+            f"--features {a.features} differs from the starting model's "
+            f"({start.model.features}); leave --features out with --init."
+        )
+    return dataclasses.replace(
+        cfg,
+        model=start.model,
+        data=dataclasses.replace(cfg.data, percentiles=start.data.percentiles),
+        train=dataclasses.replace(cfg.train, init_from=str(Path(a.init).resolve())),
     )
 
 
@@ -325,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--samples-per-epoch", type=int, default=100_000)
     t.add_argument("--val-samples", type=int, default=1024)
     t.add_argument(
-        "--features", type=int, default=32, help="channels of the dense features"
+        "--features", type=int, help="channels of the dense features (default 32)"
     )
     t.add_argument("--lr", type=float, default=4e-4)
     t.add_argument(
@@ -354,6 +382,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps")
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument(
+        "--init",
+        metavar="MODEL_DIR",
+        help="fine-tune: start from this model's weights (best, else last) and "
+        "architecture, e.g. to adapt a pretrained model to your video",
+    )
     t.add_argument(
         "--time-limit",
         type=float,

@@ -158,6 +158,9 @@ class TrainConfig:
         bf16 autocast where the device supports it (CUDA, CPUs with AVX512-BF16).
     compile : bool
         ``torch.compile`` the training step's network (CUDA; slow first steps).
+    init_from : str
+        Model folder whose weights (best, else last) a new run starts from, to
+        fine-tune it on other data; "" starts from a random initialisation.
     """
 
     epochs: int = 200
@@ -172,6 +175,7 @@ class TrainConfig:
     checkpoint_every: int = 1
     amp: bool = False
     compile: bool = False
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")

@@ -48,6 +48,9 @@ def train(
     still has ``samples_per_epoch`` samples in all. Only rank 0 writes ``out``; a
     stop request on any rank stops all of them.
 
+    A new run starts from the weights of ``config.train.init_from`` when it names a
+    model folder (fine-tuning); a resumed run continues from its own ``resume.pt``.
+
     Yields
     ------
     Progress
@@ -59,8 +62,9 @@ def train(
     """
     out = Path(out)
     _check_out(out, resume)
+    init = None if resume else _initial_weights(config)
     with process_group(resolve_device(device)) as (group, dev):
-        yield from _train(config, videos, out, dev, group, resume, stop)
+        yield from _train(config, videos, out, dev, group, resume, stop, init)
 
 
 def _train(
@@ -71,6 +75,7 @@ def _train(
     group: Group,
     resume: bool,
     stop: Callable[[], bool],
+    init: dict[str, torch.Tensor] | None,
 ) -> Iterator[Event]:
     group.barrier()  # every rank has checked ``out`` before rank 0 writes to it
     if dev.type == "cpu":
@@ -92,6 +97,8 @@ def _train(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(tc.seed)
         model = TapModel(config)
+    if init is not None:
+        model.net.load_state_dict(init)
     model.to(dev)
     net = model.net
     if dev.type == "cuda":
@@ -146,6 +153,20 @@ def _train(
             yield Checkpoint(str(out / RESUME), "resume")
     group.barrier()  # rank 0 has written the model before the others read it
     yield Done(TapModel.from_folder(out, device=str(dev)))
+
+
+def _initial_weights(config: TapConfig) -> dict[str, torch.Tensor] | None:
+    """Load the weights of ``config.train.init_from`` (None if empty); refuse another architecture."""
+    if not config.train.init_from:
+        return None
+    start = TapModel.from_folder(config.train.init_from)
+    if start.config.model != config.model:
+        raise ConfigError(
+            f"cannot start from {config.train.init_from}: its architecture "
+            f"({start.config.model}) differs from this run's ({config.model}); "
+            "train with the starting model's architecture."
+        )
+    return start.net.state_dict()
 
 
 def _check_out(out: Path, resume: bool) -> None:

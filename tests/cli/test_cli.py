@@ -344,3 +344,25 @@ def test_ctrl_c_stops_training_cleanly_and_keeps_the_model(tmp_path, video_tif) 
     from napari_tarrow.model import TapModel
 
     TapModel.from_folder(out)  # the kept model loads
+
+
+def test_init_fine_tunes_a_model_with_its_architecture(
+    tmp_path, video_tif, tiny_model_dir, capsys
+) -> None:
+    no_features = TINY_TRAIN[:8] + TINY_TRAIN[10:]
+    assert "--features" not in no_features
+    tuned = tmp_path / "tuned"
+    argv = ["train", str(video_tif), "--out", str(tuned), "--epochs", "1"]
+    assert main(["-q", *argv, *no_features, "--init", str(tiny_model_dir)]) == 0
+    cfg = json.loads((tuned / "config.json").read_text())
+    start = json.loads((tiny_model_dir / "config.json").read_text())
+    assert cfg["model"] == start["model"] and cfg["model"]["features"] == 8
+    assert cfg["train"]["init_from"] == str(tiny_model_dir.resolve())
+
+    other = str(tmp_path / "other")
+    init = ["--init", str(tiny_model_dir)]
+    _fail(capsys, [*argv[:3], other, *init, "--features", "32"], "leave --features out")
+    _fail(capsys, [*argv[:3], other, *init, "--resume"], "Use one of them")
+    _fail(
+        capsys, [*argv[:3], other, "--init", str(tmp_path / "none")], "does not exist"
+    )

@@ -1,11 +1,15 @@
+import dataclasses
 import json
 
 import pytest
 import torch
 
 from napari_tarrow.config import TapConfig, TrainConfig
+from napari_tarrow.data.video import Video
 from napari_tarrow.errors import ConfigError, ModelFolderError
+from napari_tarrow.events import drain
 from napari_tarrow.model import TapModel
+from napari_tarrow.train import train
 
 
 def test_config_round_trips_and_rejects_bad_values(tmp_path) -> None:
@@ -49,3 +53,30 @@ def test_corrupt_and_foreign_folders_are_named(tmp_path, tiny_model_dir) -> None
     (broken / "config.json").write_text(json.dumps({"model": {"features": "many"}}))
     with pytest.raises(ModelFolderError, match="corrupt config"):
         TapModel.from_folder(broken)
+
+
+def test_fine_tuning_starts_from_the_given_weights(
+    tmp_path, tiny_model_dir, small_video
+) -> None:
+    start = TapModel.from_folder(tiny_model_dir)
+    cfg = dataclasses.replace(
+        start.config,
+        train=dataclasses.replace(start.config.train, init_from=str(tiny_model_dir)),
+    )
+    out = tmp_path / "tuned"
+    # stopped before its first step: the saved weights are the starting ones, bit for bit
+    model = drain(train(cfg, [Video(small_video)], out, "cpu", stop=lambda: True))
+    saved = TapModel.from_folder(out, which="last")
+    for name, value in start.net.state_dict().items():
+        assert torch.equal(saved.net.state_dict()[name], value), name
+    assert model.config.train.init_from == str(tiny_model_dir)
+
+    other = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, features=16))
+    with pytest.raises(ConfigError, match=r"architecture .* differs"):
+        drain(train(other, [Video(small_video)], tmp_path / "other", "cpu"))
+    assert not (tmp_path / "other").exists()  # refused before anything is written
+    missing = dataclasses.replace(
+        cfg, train=dataclasses.replace(cfg.train, init_from=str(tmp_path / "none"))
+    )
+    with pytest.raises(ModelFolderError, match="does not exist"):
+        drain(train(missing, [Video(small_video)], tmp_path / "m", "cpu"))
