@@ -18,6 +18,7 @@ from napari_tarrow.widgets import (
     attribution,
 )
 from napari_tarrow.widgets._models import STORE
+from napari_tarrow.widgets.train import NEW_MODEL
 
 GEOMETRY = {"scale": (2.0, 0.5, 0.5), "translate": (0.0, 10.0, -4.0)}
 
@@ -291,3 +292,23 @@ def test_every_job_gives_the_cpu_heap_back(monkeypatch, outcome) -> None:
     events = list(_jobs._guarded(job, lambda: False))
     assert isinstance(events[-1], Done if outcome == "done" else _jobs.Failed)
     assert released == [outcome]
+
+
+def test_fine_tuning_a_loaded_model_keeps_its_architecture(
+    viewer, qtbot, tmp_path, loaded_model, messages
+):
+    w = TrainWidget(viewer)
+    tiny_settings(w, tmp_path / "tuned", epochs=1)
+    assert w.start_from.value == NEW_MODEL and w.features.enabled
+    w.features.value = 16
+    w.start_from.value = "tiny"
+    assert not w.features.enabled and w.features.value == 8  # the model's, locked
+    w.buttons.run.clicked.emit()
+    wait_idle(qtbot, w.runner)
+    assert [kind for kind, _ in messages] == ["show_info"], messages
+    tuned = TapModel.from_folder(tmp_path / "tuned")
+    assert tuned.config.model == loaded_model.config.model
+    assert tuned.config.train.init_from == str(loaded_model.folder)
+    assert set(w.start_from.choices) == {NEW_MODEL, "tiny", "tuned"}
+    w.start_from.value = NEW_MODEL
+    assert w.features.enabled

@@ -29,6 +29,9 @@ from ._jobs import JobRunner
 from ._models import STORE, device_choices
 from ._plot import MetricsPlot
 
+#: The "start from" choice that trains a new network instead of fine-tuning a model.
+NEW_MODEL = "new model (random weights)"
+
 #: Starting points for the form; the fields then override crop size, epochs, etc.
 PRESETS: dict[str, TapConfig] = {
     "fast (CPU, minutes)": FAST_CPU_CONFIG,
@@ -81,6 +84,11 @@ class TrainWidget(QWidget):
         )
         self.batch = SpinBox(label="batch size", min=2, max=4096)
         self.features = SpinBox(label="features", min=2, max=256)
+        self.start_from = ComboBox(label="start from", choices=self._start_choices)
+        self.start_from.tooltip = (
+            "Fine-tune a trained or loaded model on this video (keeping its "
+            "architecture), or train a new one."
+        )
         self.out = FileEdit(label="output folder", mode="d")
         self.out.tooltip = (
             "A new folder for the model; an existing model is never overwritten."
@@ -90,7 +98,8 @@ class TrainWidget(QWidget):
         form = Container(
             widgets=[
                 self.video, self.preset, self.delta, self.size, self.epochs, self.samples,
-                self.batch, self.features, self.device, self.out, self.buttons,
+                self.batch, self.features, self.start_from, self.device, self.out,
+                self.buttons,
                 self.load_button,
             ]
         )  # fmt: skip
@@ -108,6 +117,18 @@ class TrainWidget(QWidget):
         self._suggest_folder()
         self.buttons.run.changed.connect(self.start)
         self.load_button.changed.connect(self._ask_folder)
+        self.start_from.changed.connect(self._apply_start)
+        STORE.changed.connect(self.start_from.reset_choices)
+
+    def _start_choices(self, _widget: object = None) -> list[str]:
+        return [NEW_MODEL, *STORE.models]
+
+    def _apply_start(self, _value: object = None) -> None:
+        """Lock the features field to the starting model's (it fixes the architecture)."""
+        start = STORE.models.get(self.start_from.value)
+        self.features.enabled = start is None
+        if start is not None:
+            self.features.value = start.config.model.features
 
     def _apply_preset(self, _value: object = None) -> None:
         c = PRESETS[self.preset.value]
@@ -123,13 +144,19 @@ class TrainWidget(QWidget):
         self.out.value = default_model_folder(layer.name if layer else "video")
 
     def config(self) -> TapConfig:
-        """Return the run's configuration: the preset with the form's values."""
+        """Return the run's configuration: the preset with the form's values.
+
+        Fine-tuning takes the architecture of the model it starts from.
+        """
         c = PRESETS[self.preset.value]
+        start = STORE.models.get(self.start_from.value)
         return TapConfig(
             data=dataclasses.replace(
                 c.data, delta=parse_deltas(self.delta.value), size=self.size.value
             ),
-            model=dataclasses.replace(c.model, features=self.features.value),
+            model=start.config.model
+            if start is not None
+            else dataclasses.replace(c.model, features=self.features.value),
             train=dataclasses.replace(
                 c.train,
                 epochs=self.epochs.value,
@@ -137,6 +164,7 @@ class TrainWidget(QWidget):
                 batch_size=self.batch.value,
                 val_samples=min(c.train.val_samples, self.samples.value),
                 amp=self.device.value.startswith("cuda"),
+                init_from=str(start.folder) if start is not None else "",
             ),
         )
 
