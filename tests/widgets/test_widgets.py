@@ -303,6 +303,9 @@ def test_fine_tuning_a_loaded_model_keeps_its_architecture(
     w.features.value = 16
     w.start_from.value = "tiny"
     assert not w.features.enabled and w.features.value == 8  # the model's, locked
+    w.preset.value = "paper (GPU, hours)"
+    assert w.features.value == 8  # a preset does not change it either
+    tiny_settings(w, tmp_path / "tuned", epochs=1)
     w.buttons.run.clicked.emit()
     wait_idle(qtbot, w.runner)
     assert [kind for kind, _ in messages] == ["show_info"], messages

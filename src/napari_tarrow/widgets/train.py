@@ -138,6 +138,7 @@ class TrainWidget(QWidget):
             c.train.samples_per_epoch,
         )
         self.batch.value = c.train.batch_size
+        self._apply_start()  # a model to fine-tune keeps its own feature count
 
     def _suggest_folder(self, _value: object = None) -> None:
         layer = self.video.layer.value
