@@ -31,6 +31,8 @@ from .nn.losses import tap_loss
 log = logging.getLogger(__name__)
 RESUME = "resume.pt"
 METRICS = "metrics.jsonl"
+#: Below this many validation pairs, the "best" epoch is chosen mostly by noise.
+FEW_VALIDATION_PAIRS = 3
 
 
 def train(
@@ -268,6 +270,13 @@ def _validation_set(videos: Sequence[Video], config: TapConfig, dev: torch.devic
             d.split_val,
         )
         sampler = PairSampler(videos, d.delta, d.split_train, d.size, dev)
+    if sampler.n_pairs < FEW_VALIDATION_PAIRS:
+        log.warning(
+            "validation has only %d frame pair(s) (split_val %s): 'best' weights will be "
+            "picked largely by noise; widen split_val or use the last weights",
+            sampler.n_pairs,
+            d.split_val,
+        )
     gen = torch.Generator(device=dev).manual_seed(tc.seed + 1)
     n = max(tc.val_samples, 2)
     return sampler.sample(n, gen)

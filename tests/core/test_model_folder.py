@@ -80,3 +80,21 @@ def test_fine_tuning_starts_from_the_given_weights(
     )
     with pytest.raises(ModelFolderError, match="does not exist"):
         drain(train(missing, [Video(small_video)], tmp_path / "m", "cpu"))
+
+
+@pytest.mark.parametrize(
+    ("split_val", "warned"), [((0.5, 1.0), False), ((0.8, 1.0), True)]
+)
+def test_too_few_validation_pairs_are_warned_about(
+    tmp_path, small_video, tiny_model_dir, caplog, split_val, warned
+) -> None:
+    from napari_tarrow.data.pairs import PairSampler
+
+    start = TapModel.from_folder(tiny_model_dir).config
+    cfg = dataclasses.replace(
+        start, data=dataclasses.replace(start.data, split_val=split_val)
+    )
+    n = PairSampler([Video(small_video)], (1,), split_val, 32, torch.device("cpu"))
+    assert (n.n_pairs < 3) == warned
+    drain(train(cfg, [Video(small_video)], tmp_path / "m", "cpu", stop=lambda: True))
+    assert ("'best' weights will be picked largely by noise" in caplog.text) == warned
