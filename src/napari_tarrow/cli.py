@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,9 @@ def _config_from_args(a: argparse.Namespace) -> Any:
             split_val=tuple(a.split_val),
             augment=a.augment,
         ),
-        model=ModelConfig(features=a.features or ModelConfig().features),
+        model=ModelConfig(
+            features=ModelConfig().features if a.features is None else a.features
+        ),
         train=TrainConfig(
             epochs=a.epochs or 200,
             samples_per_epoch=a.samples_per_epoch,
@@ -147,29 +150,23 @@ def cmd_train(a: argparse.Namespace) -> None:
 
 
 def _starting_from(cfg: Any, a: argparse.Namespace) -> Any:
-    """``cfg`` for fine-tuning ``--init``: that model's architecture and normalisation."""
-    import dataclasses
-
+    """``cfg`` to fine-tune the model of ``--init`` (its architecture and normalisation)."""
     from .errors import ConfigError
     from .model import TapModel
+    from .train import fine_tuning_config
 
     if a.resume:
         raise ConfigError(
             "--init starts a new run from another model; --resume continues the run "
             "in --out. Use one of them."
         )
-    start = TapModel.from_folder(a.init).config
-    if a.features and a.features != start.model.features:
+    start = TapModel.from_folder(a.init)
+    if a.features is not None and a.features != start.config.model.features:
         raise ConfigError(
             f"--features {a.features} differs from the starting model's "
-            f"({start.model.features}); leave --features out with --init."
+            f"({start.config.model.features}); leave --features out with --init."
         )
-    return dataclasses.replace(
-        cfg,
-        model=start.model,
-        data=dataclasses.replace(cfg.data, percentiles=start.data.percentiles),
-        train=dataclasses.replace(cfg.train, init_from=str(Path(a.init).resolve())),
-    )
+    return fine_tuning_config(cfg, start)
 
 
 def _load(a: argparse.Namespace) -> tuple[Any, Any]:
@@ -513,7 +510,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     func: Callable[[argparse.Namespace], None] = args.func
     try:
-        func(args)
+        with warnings.catch_warnings():  # one "WARNING: ..." line, not a source excerpt
+            warnings.showwarning = lambda message, *_: log.warning("%s", message)
+            func(args)
     except TarrowError as e:
         print(f"napari-tarrow {args.command}: error: {e}", file=sys.stderr)
         return 2

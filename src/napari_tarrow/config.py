@@ -221,8 +221,15 @@ class TapConfig:
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-compatible dictionary (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """JSON-compatible dictionary (tuples become lists).
+
+        An empty ``init_from`` is left out, so that versions before fine-tuning, which
+        refuse unknown keys, still read models trained from scratch.
+        """
+        d = json.loads(json.dumps(dataclasses.asdict(self)))
+        if not self.train.init_from:
+            del d["train"]["init_from"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TapConfig:

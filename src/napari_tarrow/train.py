@@ -8,11 +8,13 @@ True) ends the run at the next step; saved models stay valid.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from .data.pairs import PairSampler
 from .data.video import Video
 from .device import autocast, resolve_device, tune_cpu_allocator
 from .distributed import Group, process_group
-from .errors import ConfigError, VideoError
+from .errors import ConfigError, ModelFolderError, VideoError
 from .events import Checkpoint, Done, Event, Metrics, Progress
 from .model import CONFIG, TapModel, atomic_path
 from .nn.losses import tap_loss
@@ -33,6 +35,10 @@ RESUME = "resume.pt"
 METRICS = "metrics.jsonl"
 #: Below this many validation pairs, the "best" epoch is chosen mostly by noise.
 FEW_VALIDATION_PAIRS = 3
+
+
+class ValidationWarning(UserWarning):
+    """The validation frames are too few to choose the best weights reliably."""
 
 
 def train(
@@ -157,16 +163,44 @@ def _train(
     yield Done(TapModel.from_folder(out, device=str(dev)))
 
 
+def fine_tuning_config(config: TapConfig, start: TapModel) -> TapConfig:
+    """Return ``config`` set to fine-tune ``start``: its architecture, normalisation, folder."""
+    if start.folder is None:
+        raise ConfigError(
+            "the starting model has no folder: save it, then fine-tune it."
+        )
+    return dataclasses.replace(
+        config,
+        model=start.config.model,
+        data=dataclasses.replace(
+            config.data, percentiles=start.config.data.percentiles
+        ),
+        train=dataclasses.replace(
+            config.train, init_from=str(Path(start.folder).resolve())
+        ),
+    )
+
+
 def _initial_weights(config: TapConfig) -> dict[str, torch.Tensor] | None:
     """Load the weights of ``config.train.init_from`` (None if empty); refuse another architecture."""
-    if not config.train.init_from:
+    folder = config.train.init_from
+    if not folder:
         return None
-    start = TapModel.from_folder(config.train.init_from)
-    if start.config.model != config.model:
+    try:
+        start = TapModel.from_folder(folder)
+    except ModelFolderError as e:
+        raise ModelFolderError(f"cannot fine-tune from {folder}: {e}") from e
+    ours, theirs = (
+        dataclasses.asdict(config.model),
+        dataclasses.asdict(start.config.model),
+    )
+    differ = [
+        f"{k} {ours[k]} here, {theirs[k]} there" for k in ours if ours[k] != theirs[k]
+    ]
+    if differ:
         raise ConfigError(
-            f"cannot start from {config.train.init_from}: its architecture "
-            f"({start.config.model}) differs from this run's ({config.model}); "
-            "train with the starting model's architecture."
+            f"cannot fine-tune from {folder}: its architecture differs ({'; '.join(differ)}); "
+            "keep the starting model's architecture (see fine_tuning_config)."
         )
     return start.net.state_dict()
 
@@ -262,21 +296,28 @@ def train_step(
 def _validation_set(videos: Sequence[Video], config: TapConfig, dev: torch.device):
     """Draw the fixed validation pairs (no augmentation) once, with the run's seed."""
     d, tc = config.data, config.train
+    interval = f"the validation interval {d.split_val[0]:g}-{d.split_val[1]:g} of the time span"
     try:
         sampler = PairSampler(videos, d.delta, d.split_val, d.size, dev)
     except VideoError:
-        log.warning(
-            "no validation pairs in split_val %s; validating on training frames",
-            d.split_val,
+        warnings.warn(
+            f"{interval} holds no frame pairs: validating on the training frames, so "
+            "the 'best' weights are those that fit them best. Start the interval "
+            "earlier (command line: --split-val START 1).",
+            ValidationWarning,
+            stacklevel=2,
         )
         sampler = PairSampler(videos, d.delta, d.split_train, d.size, dev)
-    if sampler.n_pairs < FEW_VALIDATION_PAIRS:
-        log.warning(
-            "validation has only %d frame pair(s) (split_val %s): 'best' weights will be "
-            "picked largely by noise; widen split_val or use the last weights",
-            sampler.n_pairs,
-            d.split_val,
-        )
+    else:
+        if sampler.n_pairs < FEW_VALIDATION_PAIRS:
+            warnings.warn(
+                f"{interval} holds only {sampler.n_pairs} frame pair(s): the 'best' "
+                "weights will be picked largely by noise. Prefer the last weights "
+                "(weights_last.safetensors), or start the interval earlier (command "
+                "line: --split-val START 1).",
+                ValidationWarning,
+                stacklevel=2,
+            )
     gen = torch.Generator(device=dev).manual_seed(tc.seed + 1)
     n = max(tc.val_samples, 2)
     return sampler.sample(n, gen)

@@ -346,11 +346,12 @@ def test_ctrl_c_stops_training_cleanly_and_keeps_the_model(tmp_path, video_tif) 
     TapModel.from_folder(out)  # the kept model loads
 
 
+@pytest.mark.filterwarnings("default::napari_tarrow.train.ValidationWarning")
 def test_init_fine_tunes_a_model_with_its_architecture(
-    tmp_path, video_tif, tiny_model_dir, capsys
+    tmp_path, video_tif, tiny_model_dir, capsys, caplog
 ) -> None:
-    no_features = TINY_TRAIN[:8] + TINY_TRAIN[10:]
-    assert "--features" not in no_features
+    i = TINY_TRAIN.index("--features")
+    no_features = TINY_TRAIN[:i] + TINY_TRAIN[i + 2 :]
     tuned = tmp_path / "tuned"
     argv = ["train", str(video_tif), "--out", str(tuned), "--epochs", "1"]
     assert main(["-q", *argv, *no_features, "--init", str(tiny_model_dir)]) == 0
@@ -358,6 +359,10 @@ def test_init_fine_tunes_a_model_with_its_architecture(
     start = json.loads((tiny_model_dir / "config.json").read_text())
     assert cfg["model"] == start["model"] and cfg["model"]["features"] == 8
     assert cfg["train"]["init_from"] == str(tiny_model_dir.resolve())
+    # 12 frames, validation on 0.7-1: the warning is logged as one plain message
+    (record,) = [r for r in caplog.records if "validation interval" in r.message]
+    assert record.levelname == "WARNING" and record.name == "napari_tarrow"
+    assert record.message.startswith("the validation interval 0.7-1 of the time span")
 
     other = str(tmp_path / "other")
     init = ["--init", str(tiny_model_dir)]

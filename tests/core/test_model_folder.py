@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import warnings
 
 import pytest
 import torch
@@ -9,7 +10,7 @@ from napari_tarrow.data.video import Video
 from napari_tarrow.errors import ConfigError, ModelFolderError
 from napari_tarrow.events import drain
 from napari_tarrow.model import TapModel
-from napari_tarrow.train import train
+from napari_tarrow.train import ValidationWarning, fine_tuning_config, train
 
 
 def test_config_round_trips_and_rejects_bad_values(tmp_path) -> None:
@@ -59,42 +60,51 @@ def test_fine_tuning_starts_from_the_given_weights(
     tmp_path, tiny_model_dir, small_video
 ) -> None:
     start = TapModel.from_folder(tiny_model_dir)
-    cfg = dataclasses.replace(
-        start.config,
-        train=dataclasses.replace(start.config.train, init_from=str(tiny_model_dir)),
-    )
+    cfg = fine_tuning_config(TapConfig(data=start.config.data), start)
+    assert cfg.model == start.config.model
+    assert cfg.train.init_from == str(tiny_model_dir.resolve())
     out = tmp_path / "tuned"
     # stopped before its first step: the saved weights are the starting ones, bit for bit
     model = drain(train(cfg, [Video(small_video)], out, "cpu", stop=lambda: True))
     saved = TapModel.from_folder(out, which="last")
     for name, value in start.net.state_dict().items():
         assert torch.equal(saved.net.state_dict()[name], value), name
-    assert model.config.train.init_from == str(tiny_model_dir)
+    assert model.config.train.init_from == str(tiny_model_dir.resolve())
 
     other = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, features=16))
-    with pytest.raises(ConfigError, match=r"architecture .* differs"):
+    with pytest.raises(ConfigError, match="differs \\(features 16 here, 8 there\\)"):
         drain(train(other, [Video(small_video)], tmp_path / "other", "cpu"))
     assert not (tmp_path / "other").exists()  # refused before anything is written
     missing = dataclasses.replace(
         cfg, train=dataclasses.replace(cfg.train, init_from=str(tmp_path / "none"))
     )
-    with pytest.raises(ModelFolderError, match="does not exist"):
+    with pytest.raises(
+        ModelFolderError, match=r"cannot fine-tune from .*does not exist"
+    ):
         drain(train(missing, [Video(small_video)], tmp_path / "m", "cpu"))
+    # a config that was not fine-tuned stays readable by versions without init_from
+    assert "init_from" not in start.config.to_dict()["train"]
+    assert cfg.to_dict()["train"]["init_from"] == cfg.train.init_from
 
 
 @pytest.mark.parametrize(
-    ("split_val", "warned"), [((0.5, 1.0), False), ((0.8, 1.0), True)]
+    ("split_val", "warned"),
+    [((0.5, 1.0), None), ((0.8, 1.0), "holds only 1 frame pair"), ((0.95, 1.0), "no")],
 )
 def test_too_few_validation_pairs_are_warned_about(
-    tmp_path, small_video, tiny_model_dir, caplog, split_val, warned
+    tmp_path, small_video, tiny_model_dir, split_val, warned
 ) -> None:
-    from napari_tarrow.data.pairs import PairSampler
-
     start = TapModel.from_folder(tiny_model_dir).config
     cfg = dataclasses.replace(
         start, data=dataclasses.replace(start.data, split_val=split_val)
     )
-    n = PairSampler([Video(small_video)], (1,), split_val, 32, torch.device("cpu"))
-    assert (n.n_pairs < 3) == warned
-    drain(train(cfg, [Video(small_video)], tmp_path / "m", "cpu", stop=lambda: True))
-    assert ("'best' weights will be picked largely by noise" in caplog.text) == warned
+    run = train(cfg, [Video(small_video)], tmp_path / "m", "cpu", stop=lambda: True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        drain(run)
+    texts = [str(w.message) for w in caught if w.category is ValidationWarning]
+    if warned is None:
+        assert texts == []
+    else:
+        assert len(texts) == 1 and f"{split_val[0]:g}-1 of the time span" in texts[0]
+        assert warned in texts[0] and "'best' weights" in texts[0]

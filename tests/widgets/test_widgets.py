@@ -315,3 +315,15 @@ def test_fine_tuning_a_loaded_model_keeps_its_architecture(
     assert set(w.start_from.choices) == {NEW_MODEL, "tiny", "tuned"}
     w.start_from.value = NEW_MODEL
     assert w.features.enabled
+
+
+def test_deleted_widgets_stop_listening_to_the_model_store(viewer, tiny_model_dir):
+    from qtpy.QtCore import QEvent
+    from qtpy.QtWidgets import QApplication
+
+    for w in (TrainWidget(viewer), AttributionWidget(viewer)):
+        w.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    STORE.load(
+        tiny_model_dir, device="cpu"
+    )  # raised "wrapped C/C++ object ... deleted"

@@ -66,7 +66,9 @@ class ModelPicker(Container):
         self.load_button = PushButton(text="Load model…")
         super().__init__(widgets=[self.combo, self.load_button], labels=True)
         self.load_button.changed.connect(self._ask_folder)
-        store.changed.connect(self._refresh)
+        refresh = self._refresh
+        store.changed.connect(refresh)  # until Qt deletes the widget, not longer
+        self.native.destroyed.connect(lambda: store.changed.disconnect(refresh))
 
     def _choices(self, _widget: object = None) -> list[str]:
         return list(self.store.models)

@@ -23,7 +23,7 @@ from ..demo import FAST_CPU_CONFIG
 from ..errors import ConfigError, TarrowError
 from ..events import Checkpoint, Event, Metrics, Progress
 from ..model import CONFIG
-from ..train import METRICS, train
+from ..train import METRICS, fine_tuning_config, train
 from ._common import RunButtons, VideoPicker
 from ._jobs import JobRunner
 from ._models import STORE, device_choices
@@ -118,7 +118,9 @@ class TrainWidget(QWidget):
         self.buttons.run.changed.connect(self.start)
         self.load_button.changed.connect(self._ask_folder)
         self.start_from.changed.connect(self._apply_start)
-        STORE.changed.connect(self.start_from.reset_choices)
+        refresh = self.start_from.reset_choices
+        STORE.changed.connect(refresh)
+        self.destroyed.connect(lambda: STORE.changed.disconnect(refresh))
 
     def _start_choices(self, _widget: object = None) -> list[str]:
         return [NEW_MODEL, *STORE.models]
@@ -150,14 +152,11 @@ class TrainWidget(QWidget):
         Fine-tuning takes the architecture of the model it starts from.
         """
         c = PRESETS[self.preset.value]
-        start = STORE.models.get(self.start_from.value)
-        return TapConfig(
+        config = TapConfig(
             data=dataclasses.replace(
                 c.data, delta=parse_deltas(self.delta.value), size=self.size.value
             ),
-            model=start.config.model
-            if start is not None
-            else dataclasses.replace(c.model, features=self.features.value),
+            model=dataclasses.replace(c.model, features=self.features.value),
             train=dataclasses.replace(
                 c.train,
                 epochs=self.epochs.value,
@@ -165,9 +164,10 @@ class TrainWidget(QWidget):
                 batch_size=self.batch.value,
                 val_samples=min(c.train.val_samples, self.samples.value),
                 amp=self.device.value.startswith("cuda"),
-                init_from=str(start.folder) if start is not None else "",
             ),
         )
+        start = STORE.models.get(self.start_from.value)
+        return config if start is None else fine_tuning_config(config, start)
 
     def start(self) -> None:
         """Check the inputs, then train in a worker thread."""
