@@ -257,6 +257,9 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         raise ModelFolderError(
             f"{a.model} has no {WEIGHTS[a.weights]}; choose the other --weights."
         )
+    baseline = a.baseline and TapModel.from_folder(
+        a.baseline, device=a.device, which=a.weights or "best"
+    )
     video = read_video(a.video, model.config.data.percentiles)
     with StopOnInterrupt() as stop:
         table = run_events(
@@ -271,6 +274,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
                 tile=a.tile,
                 seed=a.seed,
                 stop=stop,
+                baseline=baseline or None,
             ),
             "evaluate",
             a.quiet,
@@ -452,6 +456,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--weights",
         choices=["best", "last"],
         help="weights_best (lowest validation loss, the default) or weights_last",
+    )
+    e.add_argument(
+        "--baseline",
+        metavar="MODEL_DIR",
+        help="a second TAP model (e.g. the same before fine-tuning; --weights, else "
+        "the other file) scored alongside, with the paired difference to it",
     )
     e.add_argument("--tile", type=int, default=512, help="tile side for large frames")
     e.add_argument("--device", default="auto")

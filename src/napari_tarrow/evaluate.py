@@ -46,6 +46,8 @@ METRICS = (
 #: The metrics of attribution peaks, which :func:`bootstrap` gives intervals for.
 PEAK_METRICS = METRICS[:4]
 METHODS = ("TAP model", "untrained network", "frame difference", "random foreground")
+#: The row of the optional second TAP model (e.g. the same model before fine-tuning).
+BASELINE = "baseline model"
 CROP_KINDS = ("division", "cell", "background")
 #: Resamples of the frame pairs behind the 95 % intervals.
 BOOTSTRAP = 2000
@@ -200,6 +202,7 @@ def evaluate(
     crops: int = 16,
     random_draws: int = 10,
     stop: Callable[[], bool] = lambda: False,
+    baseline: TapModel | None = None,
 ) -> Iterator[Event]:
     """Score attribution peaks and TAP accuracy against true divisions, beside controls.
 
@@ -217,7 +220,10 @@ def evaluate(
     divisions, on up to ``crops`` cells per pair away from divisions, and on
     ``crops`` background points per pair. Peak metrics come with 95 % bootstrap
     intervals over the pairs, and so do the model's differences to each control
-    (paired, see :func:`bootstrap`).
+    (paired, see :func:`bootstrap`). A ``baseline`` TAP model (e.g. the same
+    model before more training) is scored like the model, as the row
+    :data:`BASELINE`, so the model's paired difference to it says whether the
+    change helped beyond the noise of the pairs.
 
     Yields Progress, then ``Done(EvaluationTable)``.
     """
@@ -231,8 +237,11 @@ def evaluate(
     times, divs = video.times, truth.divisions
     rng = np.random.default_rng(seed)
     min_distance = max(1, round(radius))
-    total, done = 5 * len(pairs), 0
-    peaks: dict[str, list[np.ndarray]] = {m: [] for m in METHODS[:3]}
+    nets = [(METHODS[0], model)] + ([(BASELINE, baseline)] if baseline else [])
+    nets.append((METHODS[1], untrained_like(model, seed)))
+    total, done = (1 + 2 * len(nets)) * len(pairs), 0
+    peaks: dict[str, list[np.ndarray]] = {m: [] for m, _ in nets}
+    peaks[METHODS[2]] = []
     draws: list[list[np.ndarray]] = [[] for _ in range(random_draws)]
     centres: list[dict[str, list[tuple[float, float, float]]]] = []  # per pair, kind
     held: dict[int, np.ndarray] = {}
@@ -265,12 +274,9 @@ def evaluate(
         done += 1
         yield Progress("evaluate", done, total)
 
-    size = model.config.data.size
     accuracy: dict[str, dict[str, float]] = {}
-    for name, net in (
-        ("TAP model", model),
-        ("untrained network", untrained_like(model, seed)),
-    ):
+    for name, net in nets:
+        size = net.config.data.size
         for ev in attribute(net, video, delta, tile, stop, pairs):
             if isinstance(ev, FrameDone):
                 t0 = int(times[pairs[ev.index, 0]])
@@ -303,8 +309,8 @@ def evaluate(
             np.concatenate(tables), divs, own, starts, delta, radius, tolerance
         )
 
-    by_method = {name: [counts(peaks[name])] for name in METHODS[:3]}
-    by_method["random foreground"] = [counts(d) for d in draws]
+    by_method = {name: [counts(tables)] for name, tables in peaks.items()}
+    by_method[METHODS[3]] = [counts(d) for d in draws]
     intervals, differences = bootstrap(by_method, METHODS[0], seed=seed)
     no_accuracy = {f"acc_{kind}": math.nan for kind in CROP_KINDS}
     rows = {
@@ -316,6 +322,7 @@ def evaluate(
     }
     settings: dict[str, int | float | str] = {
         "model": str(model.folder or "unsaved"),
+        **({"baseline": str(baseline.folder or "unsaved")} if baseline else {}),
         "video": video.name,
         "frames": f"{times[pairs[0, 0]]}-{times[pairs[-1, 1]]}",
         "delta": delta,
@@ -325,7 +332,7 @@ def evaluate(
         "radius": radius,
         "border": EDGE,
         "tolerance": tolerance,
-        "crop_size": size,
+        "crop_size": model.config.data.size,
         **{f"crops_{kind}": sum(len(c[kind]) for c in centres) for kind in CROP_KINDS},
         "seed": seed,
         "random_draws": random_draws,

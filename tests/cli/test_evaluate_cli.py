@@ -10,7 +10,7 @@ import tifffile
 
 from napari_tarrow.cli import main
 from napari_tarrow.ctc import label_centroids, read_ctc
-from napari_tarrow.evaluate import METHODS
+from napari_tarrow.evaluate import BASELINE, METHODS
 from napari_tarrow.sample_data import dividing_cells
 
 
@@ -87,6 +87,16 @@ def test_evaluate_writes_the_table(ctc, tiny_model_dir, tmp_path, capsys) -> Non
         by[model]["acc_division"] != "nan" and by[controls[1]]["acc_division"] == "nan"
     )
     assert "95 % intervals" in printed
+
+    # a baseline model adds its row and the paired difference to it
+    baseline = ["--baseline", str(tiny_model_dir), "--device", "cpu"]
+    assert main([*argv, *opts, *baseline]) == 0
+    with open(out) as f:
+        by = {r["method"]: r for r in csv.DictReader(f)}
+    assert list(by)[:2] == [model, BASELINE]
+    assert by[BASELINE]["precision"] == by[model]["precision"]
+    assert float(by[f"{model} - {BASELINE}"]["precision"]) == 0
+    assert by[model]["baseline"] == str(tiny_model_dir)
 
 
 @pytest.mark.parametrize(

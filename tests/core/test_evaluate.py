@@ -8,6 +8,7 @@ import pytest
 from napari_tarrow.ctc import Annotations, Division
 from napari_tarrow.data.video import Video
 from napari_tarrow.evaluate import (
+    BASELINE,
     METHODS,
     METRICS,
     PEAK_METRICS,
@@ -18,7 +19,7 @@ from napari_tarrow.evaluate import (
     pair_counts,
     random_points,
 )
-from napari_tarrow.events import Done, Progress
+from napari_tarrow.events import Done, Progress, drain
 from napari_tarrow.model import TapModel
 from napari_tarrow.sample_data import dividing_cells
 
@@ -130,14 +131,18 @@ def sim():
 
 
 @pytest.fixture(scope="module")
-def events(sim, tiny_model_dir) -> list:
-    truth = Annotations(
+def truth(sim) -> Annotations:
+    return Annotations(
         tuple(
             Division(d.t, ((d.y, d.x),), parent_yx=(d.mother_y, d.mother_x))
             for d in sim.divisions
         ),
         dict(enumerate(sim.labels)),
     )
+
+
+@pytest.fixture(scope="module")
+def events(sim, truth, tiny_model_dir) -> list:
     model = TapModel.from_folder(tiny_model_dir)
     return list(evaluate(model, Video(sim.video), truth, top_k=2, radius=10.0))
 
@@ -182,3 +187,22 @@ def test_evaluate_on_the_simulator(sim, events) -> None:
             assert diff[m][0] == pytest.approx(model[m] - table.rows[name][m])
             assert diff[m][1] <= diff[m][2]
     assert "TAP model - frame difference" in str(table)
+
+
+def test_a_baseline_model_is_scored_like_the_model(
+    sim, truth, events, tiny_model_dir
+) -> None:
+    model = TapModel.from_folder(tiny_model_dir)
+    twin = TapModel.from_folder(tiny_model_dir)
+    run = evaluate(model, Video(sim.video), truth, top_k=2, radius=10.0, baseline=twin)
+    table: EvaluationTable = drain(run)
+    assert tuple(table.rows) == (METHODS[0], BASELINE, *METHODS[1:])
+    assert table.rows[BASELINE] == table.rows[METHODS[0]]
+    for m in PEAK_METRICS:  # paired: the same model differs by exactly zero
+        assert table.differences[BASELINE][m] == (0.0, 0.0, 0.0)
+    # the rows of the first run, without a baseline, are unchanged
+    alone = events[-1].result
+    for name in METHODS:
+        assert table.rows[name] == pytest.approx(alone.rows[name], nan_ok=True)
+    assert table.settings["baseline"] == str(tiny_model_dir)
+    assert "TAP model - baseline model" in str(table)
