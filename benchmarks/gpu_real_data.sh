@@ -7,8 +7,9 @@
 # What comes back under $OUT (at most 8 files): the log, the model's config, metrics and both
 # weights, and the two tables.
 # Test on the CPU first:  DEVICE=cpu QUICK=1 bash benchmarks/gpu_real_data.sh
-# Data: .gpudata/hela (the raw frames of ../shared/data/hela-ctc02/02) and .gpudata/hela_tra
-# (its 02_GT/TRA), not committed; carry them with the run.
+# Data: .gpudata/hela (the raw frames of ../shared/data/hela-ctc02/02), .gpudata/hela_tra
+# (its 02_GT/TRA) and, if present, .gpudata/hela_heldout (the model evaluated in
+# real_data.md, the baseline of the evaluation), not committed; carry them with the run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-benchmarks/out}"
@@ -36,10 +37,12 @@ $PY -m napari_tarrow.cli -q train /tmp/hela21 --out "$M" --device "$DEVICE" --ep
   --time-limit "$MINUTES" --seed 1 $TRAIN 2>&1 | tee -a "$LOG"
 tail -n 3 "$M/metrics.jsonl" 2>/dev/null | tee -a "$LOG"
 rm -f "$M/resume.pt"
+# the model of benchmarks/real_data.md (stop 2) as the baseline: paired difference to it
+BASE=(); [ -f .gpudata/hela_heldout/config.json ] && BASE=(--baseline .gpudata/hela_heldout)
 for w in best last; do
   log "evaluate hela_heldout ($w weights) on HeLa frames 0-19"
   $PY -m napari_tarrow.cli evaluate "$M" .gpudata/hela --tracks .gpudata/hela_tra/man_track.txt \
-    $EVAL --top-k 6 --radius 25 --seed 0 --device "$DEVICE" --weights "$w" \
+    $EVAL --top-k 6 --radius 25 --seed 0 --device "$DEVICE" --weights "$w" "${BASE[@]}" \
     --out "$OUT/real_data_hela_heldout_$w.csv" 2>&1 | tee -a "$LOG"
 done
 log "done $(date -u)"
