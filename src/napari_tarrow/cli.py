@@ -257,8 +257,10 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         raise ModelFolderError(
             f"{a.model} has no {WEIGHTS[a.weights]}; choose the other --weights."
         )
-    baseline = a.baseline and TapModel.from_folder(
-        a.baseline, device=a.device, which=a.weights or "best"
+    baseline = (
+        TapModel.from_folder(a.baseline, device=a.device, which=a.weights or "best")
+        if a.baseline
+        else None
     )
     video = read_video(a.video, model.config.data.percentiles)
     with StopOnInterrupt() as stop:
@@ -274,7 +276,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
                 tile=a.tile,
                 seed=a.seed,
                 stop=stop,
-                baseline=baseline or None,
+                baseline=baseline,
             ),
             "evaluate",
             a.quiet,
