@@ -36,7 +36,8 @@ def naive_gradcam(model: TapModel, f0: np.ndarray, f1: np.ndarray) -> torch.Tens
     x = torch.as_tensor(np.stack([f0, f1])[None], device=model.device)
     z = net.features(x.reshape(2, 1, *x.shape[2:]))
     z.retain_grad()
-    net.head(z[None])[0, 0].backward()
+    logits = net.head(z[None])[0]
+    (logits[0] - logits[1]).backward()  # the log-odds of the forward order
     return cam_from_gradients(z.grad.sum((-2, -1))[None], z.detach()[None])[0]
 
 

@@ -4,6 +4,7 @@
     python benchmarks/train_throughput.py --device cuda --batch 128 256 512 --amp both --compile both
     python benchmarks/train_throughput.py --device cpu --channels-last both --threads 1 2
     python benchmarks/train_throughput.py --device cuda --batch 256 --amp on --compile on --cuda-tuning both
+    python benchmarks/train_throughput.py --device cpu --batch 32 --head both
 
 Each row: samples/s of full steps (sampling + augmentation + forward/backward/Adam),
 the fraction of the step spent sampling/augmenting, and peak GPU memory. Rounds of
@@ -23,8 +24,51 @@ from napari_tarrow.config import DataConfig, ModelConfig, TapConfig, TrainConfig
 from napari_tarrow.data.pairs import PairSampler
 from napari_tarrow.data.video import Video
 from napari_tarrow.device import resolve_device, tune_cpu_allocator
+from napari_tarrow.nn.heads import EquivariantLayer, FrameBatchNorm
 from napari_tarrow.sample_data import dividing_cells
 from napari_tarrow.train import optimizer, train_step
+
+
+class PreviousFrameBatchNorm(FrameBatchNorm):
+    """Baseline of ``--head``: the head's batch norm before stop 6, in elementwise ops
+    (autograd keeps every intermediate of the full (B, 2, C, Y, X) activation)."""
+
+    def forward(self, y):
+        if not self.training:
+            return super().forward(y)
+        t, c = y.shape[1:3]
+        dims = [0, *range(2, y.ndim - 1)]
+        mean = y.sum(1).mean(dims) / t
+        shape = (1, 1, c) + (1,) * (y.ndim - 3)
+        var = ((y - mean.view(shape)) ** 2).sum(1).mean(dims) / t
+        n = y.numel() // c
+        with torch.no_grad():
+            self.num_batches_tracked.add_(1)
+            self.running_mean.lerp_(mean.detach().float(), self.momentum)
+            self.running_var.lerp_(var.detach().float() * n / (n - 1), self.momentum)
+        y = (y - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        return y * self.weight.view(shape) + self.bias.view(shape)
+
+
+class PreviousEquivariantLayer(EquivariantLayer):
+    """Baseline of ``--head``: the equivariant layer before stop 6 (``nn.Linear`` on a
+    channels-last view, so activations alternate between memory layouts)."""
+
+    def forward(self, z):
+        zc = z.movedim(2, -1)
+        mean = zc.sum(1, keepdim=True) / z.shape[1]
+        return (self.L(zc) + self.G(mean)).movedim(-1, 2)
+
+
+def use_previous_head(net: torch.nn.Module) -> None:
+    """Swap the head's layers for their baseline versions (the same parameters)."""
+    swap = {
+        FrameBatchNorm: PreviousFrameBatchNorm,
+        EquivariantLayer: PreviousEquivariantLayer,
+    }
+    for m in net.modules():
+        if type(m) in swap:
+            m.__class__ = swap[type(m)]
 
 
 def make_variant(
@@ -38,6 +82,7 @@ def make_variant(
     sampler_cache,
     channels_last,
     tuned,
+    current_head=True,
 ):
     cfg = TapConfig(
         data=DataConfig(size=size, augment=augment),
@@ -53,6 +98,8 @@ def make_variant(
     from napari_tarrow.model import TapModel
 
     net = TapModel(cfg).to(dev).net.train()
+    if not current_head:
+        use_previous_head(net)
     if channels_last:
         net.to(memory_format=torch.channels_last)
     step_net = torch.compile(net) if compile_ else net
@@ -109,6 +156,14 @@ def main() -> None:
         default="on",
         help="cudnn.benchmark and fused Adam (on: as train does on CUDA)",
     )
+    p.add_argument(
+        "--head",
+        choices=["current", "previous", "both"],
+        default="current",
+        help="the equivariant head as trained now (1x1 convolutions, native batch-norm "
+        "kernels) or its earlier version (Linear on channels-last views, elementwise "
+        "batch norm); the same parameters and results up to rounding",
+    )
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--steps", type=int, default=3, help="timed steps per round")
     p.add_argument("--rounds", type=int, default=3)
@@ -123,8 +178,15 @@ def main() -> None:
     variants = {}
     default_threads = torch.get_num_threads()
     tuning = choice[a.cuda_tuning] if dev.type == "cuda" else [False]
-    for batch, amp, comp, last, tuned, threads in itertools.product(
-        a.batch, choice[a.amp], choice[a.compile], choice[cl], tuning, a.threads
+    heads = {"current": [True], "previous": [False], "both": [False, True]}
+    for batch, amp, comp, last, tuned, threads, current in itertools.product(
+        a.batch,
+        choice[a.amp],
+        choice[a.compile],
+        choice[cl],
+        tuning,
+        a.threads,
+        heads[a.head],
     ):
         v = make_variant(
             dev,
@@ -137,6 +199,7 @@ def main() -> None:
             cache,
             last,
             tuned,
+            current,
         )
         v["threads"] = threads or default_threads
         if dev.type == "cuda":
@@ -148,7 +211,7 @@ def main() -> None:
             if dev.type == "cuda"
             else float("nan")
         )
-        variants[(batch, amp, comp, last, tuned, v["threads"])] = v
+        variants[(batch, amp, comp, last, tuned, v["threads"], current)] = v
     for _ in range(a.rounds):
         for v in variants.values():
             run_steps(v, dev, a.steps)
@@ -159,14 +222,15 @@ def main() -> None:
     )
     print(
         f"{'batch':>6} {'amp':>5} {'compile':>8} {'ch-last':>8} {'tuned':>6} {'threads':>8} "
-        f"{'samples/s':>10} {'data %':>7} {'GPU GiB':>8}"
+        f"{'head':>9} {'samples/s':>10} {'data %':>7} {'GPU GiB':>8}"
     )
-    for (batch, amp, comp, last, tuned, threads), v in variants.items():
+    for (batch, amp, comp, last, tuned, threads, current), v in variants.items():
         step = min(v["times"])
         data = min(v["data_times"])
         print(
             f"{batch:>6} {amp!s:>5} {comp!s:>8} {last!s:>8} {tuned!s:>6} "
-            f"{threads:>8} {batch / step:>10.1f} "
+            f"{threads:>8} {'current' if current else 'previous':>9} "
+            f"{batch / step:>10.1f} "
             f"{100 * data / step:>6.1f}% {v['mem']:>8.2f}"
         )
 
