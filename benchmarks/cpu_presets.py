@@ -23,9 +23,9 @@ from _bench import device_name
 
 from napari_tarrow.attribution import attribution_maps
 from napari_tarrow.cli import StopOnInterrupt
-from napari_tarrow.config import TapConfig, TrainConfig
+from napari_tarrow.config import PRESETS, TapConfig, TrainConfig
 from napari_tarrow.data.video import Video
-from napari_tarrow.demo import FAST_CPU_CONFIG, simulate_fields, summarize
+from napari_tarrow.demo import simulate_fields, summarize
 from napari_tarrow.device import resolve_device
 from napari_tarrow.evaluate import crop_accuracy, untrained_like
 from napari_tarrow.events import Progress
@@ -39,7 +39,7 @@ PAPER = TapConfig(
     ),
     train=TrainConfig(samples_per_epoch=320, batch_size=32, val_samples=128),
 )
-PRESETS = {"fast CPU preset": FAST_CPU_CONFIG, "paper configuration": PAPER}
+PRESETS = {"fast CPU preset": PRESETS["fast"], "paper configuration": PAPER}
 
 
 def describe(cfg: TapConfig) -> str:

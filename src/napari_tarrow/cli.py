@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from .config import PRESETS
 from .errors import Cancelled, TarrowError
 
 log = logging.getLogger("napari_tarrow")
@@ -45,7 +46,10 @@ def run_events(events: Iterator[Any], desc: str, quiet: bool = False) -> Any:
                         {k: f"{v:.3g}" for k, v in ev.info.items()}, refresh=False
                     )
             elif isinstance(ev, Metrics) and not quiet:
-                msg = "  ".join(f"{k}={v:.4g}" for k, v in ev.values.items())
+                msg = "  ".join(
+                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in ev.values.items()
+                )
                 (bar.write if bar else print)(f"epoch {ev.epoch + 1}: {msg}")
             elif isinstance(ev, Done):
                 result = ev.result
@@ -85,30 +89,39 @@ class StopOnInterrupt:
         print("\nstopping after this step (Ctrl-C again to abort)...", file=sys.stderr)
 
 
-def _config_from_args(a: argparse.Namespace) -> Any:
-    from .config import DataConfig, ModelConfig, TapConfig, TrainConfig
+#: ``train`` options that override a field of the preset: option -> (section, field).
+TRAIN_OPTIONS: dict[str, tuple[str, str]] = {
+    "delta": ("data", "delta"),
+    "size": ("data", "size"),
+    "split_train": ("data", "split_train"),
+    "split_val": ("data", "split_val"),
+    "augment": ("data", "augment"),
+    "features": ("model", "features"),
+    "unet_channels": ("model", "unet_channels"),
+    "subsample": ("model", "subsample"),
+    "epochs": ("train", "epochs"),
+    "samples_per_epoch": ("train", "samples_per_epoch"),
+    "batch_size": ("train", "batch_size"),
+    "val_samples": ("train", "val_samples"),
+    "lr": ("train", "lr"),
+    "seed": ("train", "seed"),
+    "amp": ("train", "amp"),
+    "compile": ("train", "compile"),
+}
 
-    return TapConfig(
-        data=DataConfig(
-            delta=tuple(a.delta),
-            size=a.size,
-            split_train=tuple(a.split_train),
-            split_val=tuple(a.split_val),
-            augment=a.augment,
-        ),
-        model=ModelConfig(
-            features=ModelConfig().features if a.features is None else a.features
-        ),
-        train=TrainConfig(
-            epochs=a.epochs or 200,
-            samples_per_epoch=a.samples_per_epoch,
-            batch_size=a.batch_size,
-            lr=a.lr,
-            seed=a.seed,
-            val_samples=a.val_samples,
-            amp=a.amp,
-            compile=a.compile,
-        ),
+
+def _config_from_args(a: argparse.Namespace) -> Any:
+    """Return the ``--preset`` with each option given on the command line in its place."""
+    import dataclasses
+
+    cfg = PRESETS[a.preset]
+    given: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {}}
+    for option, (section, name) in TRAIN_OPTIONS.items():
+        value = getattr(a, option)
+        if value is not None:
+            given[section][name] = tuple(value) if isinstance(value, list) else value
+    return dataclasses.replace(
+        cfg, **{k: dataclasses.replace(getattr(cfg, k), **v) for k, v in given.items()}
     )
 
 
@@ -161,11 +174,14 @@ def _starting_from(cfg: Any, a: argparse.Namespace) -> Any:
             "in --out. Use one of them."
         )
     start = TapModel.from_folder(a.init)
-    if a.features is not None and a.features != start.config.model.features:
-        raise ConfigError(
-            f"--features {a.features} differs from the starting model's "
-            f"({start.config.model.features}); leave --features out with --init."
-        )
+    for option, (section, name) in TRAIN_OPTIONS.items():
+        given, theirs = getattr(a, option), getattr(start.config.model, name, None)
+        if section == "model" and given is not None and given != theirs:
+            flag = "--" + option.replace("_", "-")
+            raise ConfigError(
+                f"{flag} {given} differs from the starting model's ({theirs}); "
+                f"leave {flag} out with --init."
+            )
     return fine_tuning_config(cfg, start)
 
 
@@ -332,6 +348,9 @@ def cmd_segment_eval(a: argparse.Namespace) -> None:
     )
 
 
+BOOL = argparse.BooleanOptionalAction
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the ``napari-tarrow`` argument parser."""
     p = argparse.ArgumentParser(
@@ -340,50 +359,64 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a TAP model on raw time-lapses")
+    t = sub.add_parser(
+        "train",
+        help="train a TAP model on raw time-lapses",
+        description="Options left out take the value of --preset (shown as "
+        "fast / paper).",
+    )
     t.add_argument(
         "video", nargs="+", help="(T,Y,X) TIFF or folder of frames t000.tif ..."
     )
     t.add_argument("--out", required=True, help="model folder to write")
     t.add_argument(
-        "--delta", type=int, nargs="+", default=[1], help="time steps Δt (frames)"
+        "--preset",
+        choices=list(PRESETS),
+        default="paper",
+        help="starting point: 'fast' is the CPU recipe (minutes to an hour), "
+        "'paper' the paper's configuration (GPU, hours); default paper",
     )
-    t.add_argument("--size", type=int, default=96, help="crop size (multiple of 8)")
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument(
-        "--epochs", type=int, help="default 200; with --resume: the saved run's"
+
+    def option(name: str, text: str, **kwargs: Any) -> None:
+        section, field = TRAIN_OPTIONS[name.lstrip("-").replace("-", "_")]
+        values = [getattr(getattr(c, section), field) for c in PRESETS.values()]
+        shown = " / ".join(
+            " ".join(map(str, v)) if isinstance(v, tuple) else str(v) for v in values
+        ).replace("None", "auto")
+        t.add_argument(name, help=f"{text} ({shown})", **kwargs)
+
+    option("--delta", "time steps Δt (frames)", type=int, nargs="+")
+    option("--size", "crop size, input pixels (multiple of 8)", type=int)
+    option("--batch-size", "pairs per step", type=int)
+    option("--epochs", "epochs; with --resume: extends the saved run", type=int)
+    option("--samples-per-epoch", "pairs per epoch", type=int)
+    option("--val-samples", "fixed validation pairs", type=int)
+    option("--features", "channels of the dense features", type=int)
+    option("--unet-channels", "U-Net channels of the first level", type=int)
+    option(
+        "--subsample",
+        "downscale frames this many times for the network (outputs keep the "
+        "video's size; 2 costs a quarter)",
+        type=int,
     )
-    t.add_argument("--samples-per-epoch", type=int, default=100_000)
-    t.add_argument("--val-samples", type=int, default=1024)
-    t.add_argument(
-        "--features", type=int, help="channels of the dense features (default 32)"
-    )
-    t.add_argument("--lr", type=float, default=4e-4)
-    t.add_argument(
-        "--split-train",
-        type=float,
-        nargs=2,
-        default=[0.0, 0.9],
-        metavar=("START", "END"),
-    )
-    t.add_argument(
-        "--split-val", type=float, nargs=2, default=[0.9, 1.0], metavar=("START", "END")
-    )
-    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True)
-    t.add_argument(
+    option("--lr", "Adam learning rate", type=float)
+    span = {"type": float, "nargs": 2, "metavar": ("START", "END")}
+    option("--split-train", "training time interval (fractions)", **span)
+    option("--split-val", "validation time interval (fractions)", **span)
+    option("--augment", "the paper's augmentations", action=BOOL)
+    option(
         "--amp",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="bf16 mixed precision (CUDA, recent CPUs)",
+        "bf16 mixed precision; default: where the device computes it natively "
+        "(CUDA, CPUs with AVX512-BF16 or AMX)",
+        action=BOOL,
     )
-    t.add_argument(
+    option(
         "--compile",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="torch.compile the network (GPU; slower start, faster steps)",
+        "torch.compile the network (GPU; slower start, faster steps)",
+        action=BOOL,
     )
+    option("--seed", "seed of every random generator", type=int)
     t.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps")
-    t.add_argument("--seed", type=int, default=42)
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument(
         "--init",

@@ -13,25 +13,11 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from .config import DataConfig, ModelConfig, TapConfig, TrainConfig
+from .config import PRESETS
 from .data.video import read_video
 from .errors import TarrowError
 from .regions import EDGE, division_hits
 from .sample_data import dividing_cells
-
-#: Fast CPU preset: 48-pixel crops and a 16-channel U-Net/features train about 5x faster
-#: per sample than the paper's configuration (crop 96, 32 channels) on a laptop CPU.
-#: Augmentation is off: over a few thousand samples it slows learning down; turn it on
-#: for long runs (it is on by default in ``DataConfig``).
-FAST_CPU_CONFIG = TapConfig(
-    data=DataConfig(
-        size=48, split_train=(0.0, 0.8), split_val=(0.8, 1.0), augment=False
-    ),
-    model=ModelConfig(features=16, unet_channels=16, head_features=16),
-    train=TrainConfig(
-        epochs=12, samples_per_epoch=320, batch_size=32, lr=4e-4, val_samples=128
-    ),
-)
 
 
 def simulate_fields(
@@ -75,8 +61,9 @@ def run_demo(
         paths.append(out / "fields" / f"field_{i:02d}.tif")
         tifffile.imwrite(paths[-1], sim.video, metadata={"axes": "TYX"})
     videos = [read_video(p) for p in paths]
+    fast = PRESETS["fast"]
     cfg = dataclasses.replace(
-        FAST_CPU_CONFIG, train=dataclasses.replace(FAST_CPU_CONFIG.train, epochs=epochs)
+        fast, train=dataclasses.replace(fast.train, epochs=epochs)
     )
     n_div = sum(len(s.divisions) for s in sims)
     print(

@@ -47,6 +47,35 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def amp_choice(amp: bool | None, device: torch.device) -> bool:
+    """Whether to train in bf16 autocast: ``amp`` if given, else where it is native.
+
+    Native: a CUDA GPU that supports bf16, or a CPU with AVX512-BF16 or AMX (on a
+    2-core Zen 4, bf16 trained 1.6-1.7x faster than fp32; on an AVX2-only Zen 3,
+    where it is emulated, 8x slower).
+    """
+    if amp is not None:
+        return amp and device.type in ("cuda", "cpu")
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and bool(cpu_flags() & _NATIVE_BF16_FLAGS)
+
+
+_NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """Return the CPU feature flags of ``/proc/cpuinfo`` (empty where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
     """bf16 autocast on CUDA/CPU when ``enabled``; a no-op context otherwise."""
     if not enabled or device.type not in ("cuda", "cpu"):

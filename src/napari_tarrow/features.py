@@ -21,8 +21,8 @@ DEFAULT_TILE = 512
 
 
 def halo(model: TapModel) -> int:
-    """Tiling halo covering the U-Net's receptive field (pixels)."""
-    return model.net.backbone.receptive_radius
+    """Tiling halo covering the U-Net's receptive field (input pixels)."""
+    return model.net.backbone.receptive_radius * model.config.model.subsample
 
 
 @torch.no_grad()

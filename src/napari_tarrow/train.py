@@ -23,7 +23,7 @@ import torch
 from .config import TapConfig, TrainConfig
 from .data.pairs import PairSampler
 from .data.video import Video
-from .device import autocast, resolve_device, tune_cpu_allocator
+from .device import amp_choice, autocast, resolve_device, tune_cpu_allocator
 from .distributed import Group, process_group
 from .errors import ConfigError, ModelFolderError, VideoError
 from .events import Checkpoint, Done, Event, Metrics, Progress
@@ -129,8 +129,14 @@ def _train(
     if group.is_main:
         out.mkdir(parents=True, exist_ok=True)
         config.save(out / CONFIG)
-    log.info("training on %s: %d train pairs", dev, train_s.n_pairs)
-    amp = tc.amp and dev.type in ("cuda", "cpu")
+    amp = amp_choice(tc.amp, dev)
+    log.info(
+        "training on %s in %s%s: %d train pairs",
+        dev,
+        "bf16 autocast" if amp else "fp32",
+        "" if tc.amp is not None else " (chosen for this device; --amp/--no-amp)",
+        train_s.n_pairs,
+    )
     for epoch in range(start, tc.epochs):
         stats = yield from _epoch(
             step_net, opt, sched, train_s, gen, config, steps, amp, stop, epoch, group
@@ -142,7 +148,7 @@ def _train(
                 model.save(out, "last")
             break
         stats.update(_evaluate(net, val_x, val_y, config, amp, group))
-        stats["lr"] = sched.get_last_lr()[0]
+        stats.update(lr=sched.get_last_lr()[0], amp=amp)
         yield Metrics(epoch, stats)
         improved = stats["val_loss"] < best
         best = min(best, stats["val_loss"])  # the same on every rank (reduced)

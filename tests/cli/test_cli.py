@@ -10,8 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+import torch
 
-from napari_tarrow.cli import main
+from napari_tarrow.cli import TRAIN_OPTIONS, build_parser, main
+from napari_tarrow.config import PRESETS, TapConfig
+from napari_tarrow.device import amp_choice
 
 # a few steps of a tiny network: plumbing, not learning
 TINY_TRAIN = [
@@ -75,6 +78,8 @@ def test_train_attribute_features_round_trip(tmp_path, video_tif, capsys) -> Non
     lines = (model / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
     assert json.loads((model / "config.json").read_text())["model"]["features"] == 8
+    # bf16 chosen for this CPU (fp32 without native bf16), and recorded
+    assert json.loads(lines[0])["amp"] is amp_choice(None, torch.device("cpu"))
 
     cam, regions = tmp_path / "cam.tif", tmp_path / "regions.csv"
     assert (
@@ -371,3 +376,22 @@ def test_init_fine_tunes_a_model_with_its_architecture(
     _fail(
         capsys, [*argv[:3], other, "--init", str(tmp_path / "none")], "does not exist"
     )
+
+
+def test_train_options_default_to_the_preset(tmp_path, video_tif) -> None:
+    # no option re-types a default: each names a config field and defaults to None
+    parser = build_parser()
+    a = parser.parse_args(["train", "v.tif", "--out", "m"])
+    for option, (section, name) in TRAIN_OPTIONS.items():
+        assert getattr(a, option) is None, option
+        assert hasattr(getattr(PRESETS["paper"], section), name), option
+    model = tmp_path / "fast"
+    args = ["-q", "train", str(video_tif), "--out", str(model), "--preset", "fast"]
+    small = ["--epochs", "1", "--samples-per-epoch", "32", "--val-samples", "4"]
+    assert main([*args, *small, "--subsample", "2", "--unet-channels", "8"]) == 0
+    cfg = TapConfig.load(model / "config.json")
+    fast = PRESETS["fast"]
+    assert (cfg.model.subsample, cfg.model.unet_channels) == (2, 8)
+    assert cfg.model.features == fast.model.features  # the rest from the preset
+    assert cfg.data == fast.data and cfg.train.batch_size == fast.train.batch_size
+    assert cfg.train.epochs == 1

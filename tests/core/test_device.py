@@ -59,3 +59,20 @@ def test_cpu_features_tune_the_allocator(tiny_model_dir, monkeypatch) -> None:
     model = TapModel.from_folder(tiny_model_dir, device="cpu")
     features.frame_features(model, np.zeros((32, 32), np.float32))
     assert calls == ["cpu"]
+
+
+def test_bf16_is_chosen_where_the_cpu_computes_it_natively(monkeypatch) -> None:
+    import torch
+
+    from napari_tarrow import device
+
+    cpu = torch.device("cpu")
+    zen3 = frozenset({"avx2", "fma"})  # AVX2 only: bf16 would be emulated (8x slower)
+    monkeypatch.setattr(device, "cpu_flags", lambda: zen3)
+    assert device.amp_choice(None, cpu) is False
+    assert device.amp_choice(True, cpu) is True  # --amp overrides the choice
+    for native in ("avx512_bf16", "amx_bf16"):  # Zen 4, Sapphire Rapids
+        monkeypatch.setattr(device, "cpu_flags", lambda n=native: zen3 | {n})
+        assert device.amp_choice(None, cpu) is True
+        assert device.amp_choice(False, cpu) is False  # --no-amp
+    assert device.amp_choice(None, torch.device("mps")) is False

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from napari_tarrow.attribution import attribution_maps
+from napari_tarrow.config import PRESETS
 from napari_tarrow.data.video import Video
-from napari_tarrow.demo import FAST_CPU_CONFIG, simulate_fields, summarize
+from napari_tarrow.demo import simulate_fields, summarize
 from napari_tarrow.evaluate import crop_accuracy
 from napari_tarrow.events import drain
 from napari_tarrow.model import TapModel
@@ -25,7 +26,7 @@ def trained(tmp_path_factory) -> TapModel:
         Video(s.video) for s in simulate_fields(12, seed=0, shape=(96, 96), n_cells=20)
     ]
     out = tmp_path_factory.mktemp("learn") / "model"
-    return drain(train(FAST_CPU_CONFIG, videos, out, device="cpu"))
+    return drain(train(PRESETS["fast"], videos, out, device="cpu"))
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,29 @@ def test_config_round_trips_and_rejects_bad_values(tmp_path) -> None:
         TapConfig.from_dict({"schema_version": 99})
 
 
+SCHEMA_1 = {  # config.json as napari-tarrow wrote it before subsample and auto amp
+    "data": {"delta": [1], "size": 96, "augment": True},
+    "model": {"features": 32, "unet_depth": 3, "padding_mode": "zeros"},
+    "train": {"epochs": 1000, "batch_size": 32, "amp": False, "seed": 1},
+    "schema_version": 1,
+}
+
+
+def test_schema_1_configs_migrate_and_future_ones_are_refused(tmp_path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(SCHEMA_1))
+    old = TapConfig.load(path)
+    assert old.model.subsample == 1 and old.train.amp is False  # trained as named
+    assert old.train.init_from == "" and old.data.size == 96
+    written = old.to_dict()
+    assert written["schema_version"] == 2 and written["model"]["subsample"] == 1
+    assert TapConfig.from_dict(written) == old
+    with pytest.raises(ConfigError, match=r"schema_version=3 .*upgrade"):
+        TapConfig.from_dict({**written, "schema_version": 3})
+    with pytest.raises(ConfigError, match="amp=1 is invalid"):
+        TapConfig.from_dict({**written, "train": {**written["train"], "amp": 1}})
+
+
 def test_folder_round_trip_gives_identical_outputs(tiny_model_dir) -> None:
     m = TapModel.from_folder(tiny_model_dir)
     assert not m.net.training
@@ -82,8 +105,6 @@ def test_fine_tuning_starts_from_the_given_weights(
         ModelFolderError, match=r"cannot fine-tune from .*does not exist"
     ):
         drain(train(missing, [Video(small_video)], tmp_path / "m", "cpu"))
-    # a config that was not fine-tuned stays readable by versions without init_from
-    assert "init_from" not in start.config.to_dict()["train"]
     assert cfg.to_dict()["train"]["init_from"] == cfg.train.init_from
 
 

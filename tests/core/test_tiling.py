@@ -17,11 +17,14 @@ def test_tiles_cover_the_frame_once() -> None:
     assert (cover == 1).all()
 
 
-@pytest.fixture(scope="module")
-def model() -> TapModel:
+def _model(subsample: int = 1) -> TapModel:
     torch.manual_seed(0)
     m = TapModel(
-        TapConfig(model=ModelConfig(features=8, unet_channels=8, head_features=8))
+        TapConfig(
+            model=ModelConfig(
+                features=8, unet_channels=8, head_features=8, subsample=subsample
+            )
+        )
     )
     # non-trivial BatchNorm statistics so eval mode is not the identity
     m.net.train()
@@ -30,6 +33,11 @@ def model() -> TapModel:
             m.net(torch.rand(4, 2, 64, 64))
     m.net.eval()
     return m
+
+
+@pytest.fixture(scope="module")
+def model() -> TapModel:
+    return _model()
 
 
 def test_tiled_features_equal_untiled(model: TapModel) -> None:
@@ -59,7 +67,8 @@ def test_gradcam_matches_autograd_through_the_full_head(model: TapModel) -> None
             for _ in range(2)
         ]
     )[None].requires_grad_(True)
-    (g,) = torch.autograd.grad(model.net.head(z)[0, 0], z)
+    logits = model.net.head(z)[0]
+    (g,) = torch.autograd.grad(logits[0] - logits[1], z)  # log-odds of forward order
     zc = z - z.mean((-2, -1), keepdim=True)
     # each pixel's contribution from both frames together: sum over frames, then |.|
     contribution = (g.sum((-2, -1))[..., None, None] * zc).sum((1, 2))[0].detach()
@@ -70,3 +79,26 @@ def test_gradcam_matches_autograd_through_the_full_head(model: TapModel) -> None
     signed = gradcam(model, z0, z1, tile=16, signed=True)
     torch.testing.assert_close(signed, contribution, rtol=1e-4, atol=1e-8)
     assert signed.min() < 0 < signed.max()  # centred features: both signs occur
+
+
+def test_subsampled_features_keep_the_frame_size_and_tile_exactly() -> None:
+    model = _model(subsample=2)
+    frame = np.random.default_rng(4).random((157, 203), dtype=np.float32)
+    full = frame_features(model, frame, tile=4096)
+    assert full.shape == (8, 157, 203)
+    torch.testing.assert_close(
+        frame_features(model, frame, tile=48), full, rtol=0, atol=1e-4
+    )
+    # the U-Net saw the frame at half the size: z is smooth at the pixel scale
+    small = model.net.encode(torch.as_tensor(frame)[None, None])
+    assert small.shape == (1, 8, 79, 102)
+
+
+def test_gradcam_of_identical_frames_is_zero(model: TapModel) -> None:
+    # the log-odds is antisymmetric in the frames: what both share cancels exactly
+    rng = np.random.default_rng(5)
+    z0 = frame_features(model, rng.random((48, 56), dtype=np.float32))
+    z1 = frame_features(model, rng.random((48, 56), dtype=np.float32))
+    same = gradcam(model, z0, z0.clone())
+    differ = gradcam(model, z0, z1)
+    assert float(same.max()) < 1e-5 * float(differ.max())

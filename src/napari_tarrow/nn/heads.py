@@ -70,14 +70,14 @@ class _NormaliseWithStatistics(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, mean, invstd, eps):  # noqa: D102
+    def forward(ctx, x, weight, bias, mean, invstd, eps):
         ctx.save_for_backward(x, weight, mean, invstd)
         ctx.eps = eps
         var = invstd.pow(-2) - eps  # native eval-mode kernel takes a variance
         return torch.native_batch_norm(x, weight, bias, mean, var, False, 0.0, eps)[0]
 
     @staticmethod
-    def backward(ctx, grad):  # noqa: D102
+    def backward(ctx, grad):
         x, weight, mean, invstd = ctx.saved_tensors
         dx, dw, db = torch.ops.aten.native_batch_norm_backward(
             grad, x, weight, None, None, mean, invstd, True, ctx.eps, [True, True, True]

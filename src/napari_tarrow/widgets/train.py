@@ -18,8 +18,8 @@ from magicgui.widgets import (
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
+from ..config import PRESETS as CONFIG_PRESETS
 from ..config import TapConfig
-from ..demo import FAST_CPU_CONFIG
 from ..errors import ConfigError, TarrowError
 from ..events import Checkpoint, Event, Metrics, Progress
 from ..model import CONFIG
@@ -34,8 +34,8 @@ NEW_MODEL = "new model (random weights)"
 
 #: Starting points for the form; the fields then override crop size, epochs, etc.
 PRESETS: dict[str, TapConfig] = {
-    "fast (CPU, minutes)": FAST_CPU_CONFIG,
-    "paper (GPU, hours)": TapConfig(),
+    "fast (CPU, minutes)": CONFIG_PRESETS["fast"],
+    "paper (GPU, hours)": CONFIG_PRESETS["paper"],
 }
 
 
@@ -163,7 +163,6 @@ class TrainWidget(QWidget):
                 samples_per_epoch=self.samples.value,
                 batch_size=self.batch.value,
                 val_samples=min(c.train.val_samples, self.samples.value),
-                amp=self.device.value.startswith("cuda"),
             ),
         )
         start = STORE.models.get(self.start_from.value)
