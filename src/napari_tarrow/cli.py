@@ -110,7 +110,7 @@ TRAIN_OPTIONS: dict[str, tuple[str, str]] = {
 }
 
 
-def _config_from_args(a: argparse.Namespace) -> Any:
+def config_from_args(a: argparse.Namespace) -> Any:
     """Return the ``--preset`` with each option given on the command line in its place."""
     import dataclasses
 
@@ -144,7 +144,7 @@ def cmd_train(a: argparse.Namespace) -> None:
             train=dataclasses.replace(cfg.train, epochs=a.epochs or cfg.train.epochs),
         )
     else:
-        cfg = _config_from_args(a)
+        cfg = config_from_args(a)
     if a.init:
         cfg = _starting_from(cfg, a)
     videos = [read_video(v, cfg.data.percentiles) for v in a.video]

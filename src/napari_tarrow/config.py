@@ -238,6 +238,16 @@ class TapConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     schema_version: int = SCHEMA_VERSION
 
+    def __post_init__(self) -> None:
+        k = self.model.subsample
+        _check(
+            self.data.size % (8 * k) == 0,
+            "size",
+            self.data.size,
+            f"a multiple of {8 * k} with subsample {k} (crops of a multiple of 8 "
+            "pixels at the network's scale)",
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dictionary (tuples become lists)."""
         return json.loads(json.dumps(dataclasses.asdict(self)))

@@ -26,6 +26,7 @@ from skimage.filters import gaussian
 
 from .attribution import attribute
 from .ctc import Annotations, Division, TracksError, foreground, label_centroids
+from .data.resample import downscale
 from .data.video import Video
 from .errors import Cancelled, ConfigError
 from .events import Done, Event, FrameDone, Progress
@@ -77,7 +78,8 @@ def crop_accuracy(
     x = torch.as_tensor(np.stack(crops), device=model.device)
     both = torch.cat([x, x.flip(1)])
     labels = torch.cat([torch.zeros(len(x)), torch.ones(len(x))]).to(model.device)
-    logits = torch.cat([net(b)[0] for b in both.split(64)])
+    k = model.config.model.subsample  # the network takes pairs at its own scale
+    logits = torch.cat([net(downscale(b, k))[0] for b in both.split(64)])
     return float((logits.argmax(1) == labels).float().mean())
 
 

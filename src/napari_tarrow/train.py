@@ -98,6 +98,7 @@ def _train(
         config.data.size,
         dev,
         augment=config.data.augment,
+        subsample=config.model.subsample,
     )
     val_x, val_y = _validation_set(videos, config, dev)
     shard = slice(group.rank, None, group.world_size)  # each rank validates a share
@@ -301,10 +302,10 @@ def train_step(
 
 def _validation_set(videos: Sequence[Video], config: TapConfig, dev: torch.device):
     """Draw the fixed validation pairs (no augmentation) once, with the run's seed."""
-    d, tc = config.data, config.train
+    d, tc, k = config.data, config.train, config.model.subsample
     interval = f"the validation interval {d.split_val[0]:g}-{d.split_val[1]:g} of the time span"
     try:
-        sampler = PairSampler(videos, d.delta, d.split_val, d.size, dev)
+        sampler = PairSampler(videos, d.delta, d.split_val, d.size, dev, subsample=k)
     except VideoError:
         warnings.warn(
             f"{interval} holds no frame pairs: validating on the training frames, so "
@@ -313,7 +314,7 @@ def _validation_set(videos: Sequence[Video], config: TapConfig, dev: torch.devic
             ValidationWarning,
             stacklevel=2,
         )
-        sampler = PairSampler(videos, d.delta, d.split_train, d.size, dev)
+        sampler = PairSampler(videos, d.delta, d.split_train, d.size, dev, subsample=k)
     else:
         if sampler.n_pairs < FEW_VALIDATION_PAIRS:
             warnings.warn(

@@ -80,3 +80,23 @@ def test_frames_smaller_than_crop_are_padded(budget) -> None:
     x, _ = s.sample(4, torch.Generator())
     assert x.shape == (4, 2, 32, 32)
     assert float(x[:, :, 20:].abs().max()) == 0  # the padding
+
+
+@pytest.mark.parametrize("budget", [None, 0], ids=["in-memory", "lazy"])
+def test_subsampled_crops_come_from_block_means(budget) -> None:
+    rng = np.random.default_rng(1)
+    v = Video(rng.random((2, 64, 48), dtype=np.float32), percentiles=(0, 100))
+    s = PairSampler(
+        [v], [1], (0, 1), 32, torch.device("cpu"), memory_budget=budget, subsample=2
+    )
+    x, y = s.sample(8, torch.Generator().manual_seed(0))
+    assert x.shape == (8, 2, 16, 16)  # crops of 32 video pixels, 16 at the network
+    means = [v.frame(i).reshape(32, 2, 24, 2).mean((1, 3)) for i in (0, 1)]
+    first = x[y == 0][:, 0] if (y == 0).any() else x[y == 1][:, 1]
+    crop = first[0].numpy()  # find it in the block means of frame 0
+    found = any(
+        np.allclose(means[0][i : i + 16, j : j + 16], crop, atol=1e-6)
+        for i in range(17)
+        for j in range(9)
+    )
+    assert found

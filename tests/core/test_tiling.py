@@ -4,6 +4,7 @@ import torch
 
 from napari_tarrow.attribution import gradcam
 from napari_tarrow.config import ModelConfig, TapConfig
+from napari_tarrow.data.resample import downscale, upscale
 from napari_tarrow.features import frame_features
 from napari_tarrow.model import TapModel
 from napari_tarrow.tiling import tile_grid
@@ -89,9 +90,12 @@ def test_subsampled_features_keep_the_frame_size_and_tile_exactly() -> None:
     torch.testing.assert_close(
         frame_features(model, frame, tile=48), full, rtol=0, atol=1e-4
     )
-    # the U-Net saw the frame at half the size: z is smooth at the pixel scale
-    small = model.net.encode(torch.as_tensor(frame)[None, None])
+    # the U-Net saw the frame at half the size, and z was upscaled back
+    net, x = model.net, torch.as_tensor(frame)[None, None]
+    with torch.no_grad():
+        small = net.proj(net.backbone(downscale(x, 2)))
     assert small.shape == (1, 8, 79, 102)
+    torch.testing.assert_close(full, upscale(small, 2, frame.shape)[0])
 
 
 def test_gradcam_of_identical_frames_is_zero(model: TapModel) -> None:

@@ -21,6 +21,7 @@ import torch
 from ..device import available_memory
 from ..errors import VideoError
 from .augment import augment_pairs, input_size
+from .resample import downscale
 from .video import Video
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class PairSampler:
     interval : (float, float)
         Fraction of each video's time span used (train/val split by time).
     size : int
-        Crop side (pixels).
+        Crop side (pixels of the video).
     device : torch.device
     augment : bool
         Apply :func:`augment_pairs` (crops of :func:`input_size` are gathered first).
@@ -48,6 +49,10 @@ class PairSampler:
         read lazily, a few pairs per batch.
     pairs_per_batch : int
         Lazy sampling: the fewest distinct pairs a batch draws its crops from.
+    subsample : int
+        Frames are downscaled this many times (block means) when loaded, and crops of
+        ``size // subsample`` are drawn (and augmented) at that scale: what a network
+        with ``ModelConfig.subsample`` sees.
     """
 
     def __init__(
@@ -60,9 +65,11 @@ class PairSampler:
         augment: bool = False,
         memory_budget: int | None = None,
         pairs_per_batch: int = 4,
+        subsample: int = 1,
     ) -> None:
-        self.size, self.device, self.augment = size, device, augment
-        self.crop = input_size(size) if augment else size
+        self.k = subsample
+        self.size, self.device, self.augment = size // subsample, device, augment
+        self.crop = input_size(self.size) if augment else self.size
         self.pairs_per_batch = pairs_per_batch
         found = [
             (v, np.concatenate([v.pairs(d, interval) for d in deltas])) for v in videos
@@ -74,7 +81,7 @@ class PairSampler:
                 f"no frame pairs with delta {list(deltas)} inside the time interval "
                 f"{interval} of {names}; use more frames, a smaller delta or a wider split."
             )
-        need = sum(len(np.unique(p)) * v.frame_nbytes for v, p in found)
+        need = sum(len(np.unique(p)) * v.frame_nbytes for v, p in found) // self.k**2
         budget = (
             available_memory(device) // 4 if memory_budget is None else memory_budget
         )
@@ -104,13 +111,17 @@ class PairSampler:
         self.weights = (counts / counts.sum()).to(device)
 
     def _stack(self, video: Video, used: np.ndarray) -> torch.Tensor:
-        """Normalised frames ``used`` of ``video`` as one (N, Y, X) tensor, zero-padded to the crop."""
-        h, w = video.shape[1:]
+        """Normalised, downscaled frames ``used`` of ``video`` as one (N, Y, X) tensor.
+
+        Zero-padded to the crop where the frames are smaller.
+        """
+        h, w = (-(-s // self.k) for s in video.shape[1:])
         x = torch.zeros(
             (len(used), max(h, self.crop), max(w, self.crop)), device=self.device
         )
-        for k, i in enumerate(used):  # frame by frame: no second copy on the host
-            x[k, :h, :w] = torch.from_numpy(video.frame(i))
+        for n, i in enumerate(used):  # frame by frame: no second copy on the host
+            frame = torch.from_numpy(video.frame(i)).to(self.device)
+            x[n, :h, :w] = downscale(frame[None, None], self.k)[0, 0]
         return x
 
     def _cached_pair(self, v: int, pair: torch.Tensor) -> torch.Tensor:
@@ -134,7 +145,7 @@ class PairSampler:
     def sample(
         self, batch: int, gen: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(pairs (B, 2, size, size) float32, labels (B,) int64)."""
+        """(pairs (B, 2, size // subsample, ...) float32, labels (B,) int64)."""
         if self.lazy:
             x = self._lazy_crops(batch, gen)
         elif len(self.frames) == 1:
