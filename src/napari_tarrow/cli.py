@@ -261,7 +261,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     from .ctc import read_ctc
     from .data.video import read_video
     from .errors import ModelFolderError
-    from .evaluate import evaluate
+    from .evaluate import BASELINE, evaluate
     from .export import check_output
     from .model import WEIGHTS, TapModel
 
@@ -273,10 +273,10 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         raise ModelFolderError(
             f"{a.model} has no {WEIGHTS[a.weights]}; choose the other --weights."
         )
-    baseline = (
-        TapModel.from_folder(a.baseline, device=a.device, which=a.weights or "best")
+    compare = (
+        {BASELINE: TapModel.from_folder(a.baseline, a.device, a.weights or "best")}
         if a.baseline
-        else None
+        else {}
     )
     video = read_video(a.video, model.config.data.percentiles)
     with StopOnInterrupt() as stop:
@@ -292,7 +292,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
                 tile=a.tile,
                 seed=a.seed,
                 stop=stop,
-                baseline=baseline,
+                compare=compare,
             ),
             "evaluate",
             a.quiet,

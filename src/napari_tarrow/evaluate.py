@@ -15,8 +15,8 @@ import csv
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +104,18 @@ class EvaluationTable:
     settings: dict[str, int | float | str]
     intervals: dict[str, dict[str, tuple[float, float]]]
     differences: dict[str, dict[str, tuple[float, float, float]]]
+    counts: dict[str, list[PairCounts]] = field(default_factory=dict, repr=False)
+
+    def differences_to(
+        self, reference: str
+    ) -> dict[str, dict[str, tuple[float, float, float]]]:
+        """Paired differences (estimate, lo, hi) of row ``reference`` minus each other row.
+
+        On the same resamples as :attr:`differences` (the same seed), e.g. to compare
+        each of several TAP models evaluated in one run with the controls.
+        """
+        seed = int(self.settings["seed"])
+        return bootstrap(self.counts, reference, seed=seed)[1]
 
     def to_csv(self, path: str | Path) -> None:
         """Write one row per method, then one per "TAP model - control" difference.
@@ -204,7 +216,7 @@ def evaluate(
     crops: int = 16,
     random_draws: int = 10,
     stop: Callable[[], bool] = lambda: False,
-    baseline: TapModel | None = None,
+    compare: Mapping[str, TapModel] | None = None,
 ) -> Iterator[Event]:
     """Score attribution peaks and TAP accuracy against true divisions, beside controls.
 
@@ -222,10 +234,12 @@ def evaluate(
     divisions, on up to ``crops`` cells per pair away from divisions, and on
     ``crops`` background points per pair. Peak metrics come with 95 % bootstrap
     intervals over the pairs, and so do the model's differences to each control
-    (paired, see :func:`bootstrap`). A ``baseline`` TAP model (e.g. the same
-    model before more training) is scored like the model, as the row
-    :data:`BASELINE`, so the model's paired difference to it says whether the
-    change helped beyond the noise of the pairs.
+    (paired, see :func:`bootstrap`). More TAP models in ``compare`` (row name ->
+    model; e.g. :data:`BASELINE`: the same model before more training, or the
+    snapshots of a learning curve) are scored like the model, next to the same
+    controls computed once; the model's paired difference to each says whether
+    the change helped beyond the noise of the pairs, and
+    :meth:`EvaluationTable.differences_to` gives any row's.
 
     Yields Progress, then ``Done(EvaluationTable)``.
     """
@@ -239,7 +253,11 @@ def evaluate(
     times, divs = video.times, truth.divisions
     rng = np.random.default_rng(seed)
     min_distance = max(1, round(radius))
-    nets = [(METHODS[0], model)] + ([(BASELINE, baseline)] if baseline else [])
+    compare = dict(compare or {})
+    clash = set(compare) & set(METHODS)
+    if clash:
+        raise ConfigError(f"compare: the rows {sorted(clash)} are taken; rename them.")
+    nets = [(METHODS[0], model), *compare.items()]
     nets.append((METHODS[1], untrained_like(model, seed)))
     total, done = (1 + 2 * len(nets)) * len(pairs), 0
     peaks: dict[str, list[np.ndarray]] = {m: [] for m, _ in nets}
@@ -324,7 +342,7 @@ def evaluate(
     }
     settings: dict[str, int | float | str] = {
         "model": str(model.folder or "unsaved"),
-        **({"baseline": str(baseline.folder or "unsaved")} if baseline else {}),
+        **{name: str(m.folder or "unsaved") for name, m in compare.items()},
         "video": video.name,
         "frames": f"{times[pairs[0, 0]]}-{times[pairs[-1, 1]]}",
         "delta": delta,
@@ -340,7 +358,7 @@ def evaluate(
         "random_draws": random_draws,
         "bootstrap": BOOTSTRAP,
     }
-    yield Done(EvaluationTable(rows, settings, intervals, differences))
+    yield Done(EvaluationTable(rows, settings, intervals, differences, by_method))
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ def test_evaluate_writes_the_table(ctc, tiny_model_dir, tmp_path, capsys) -> Non
     assert list(by)[:2] == [model, BASELINE]
     assert by[BASELINE]["precision"] == by[model]["precision"]
     assert float(by[f"{model} - {BASELINE}"]["precision"]) == 0
-    assert by[model]["baseline"] == str(tiny_model_dir)
+    assert by[model][BASELINE] == str(tiny_model_dir)
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import pytest
 
 from napari_tarrow.ctc import Annotations, Division
 from napari_tarrow.data.video import Video
+from napari_tarrow.errors import ConfigError
 from napari_tarrow.evaluate import (
     BASELINE,
     METHODS,
@@ -194,7 +195,9 @@ def test_a_baseline_model_is_scored_like_the_model(
 ) -> None:
     model = TapModel.from_folder(tiny_model_dir)
     twin = TapModel.from_folder(tiny_model_dir)
-    run = evaluate(model, Video(sim.video), truth, top_k=2, radius=10.0, baseline=twin)
+    run = evaluate(
+        model, Video(sim.video), truth, top_k=2, radius=10.0, compare={BASELINE: twin}
+    )
     table: EvaluationTable = drain(run)
     assert tuple(table.rows) == (METHODS[0], BASELINE, *METHODS[1:])
     assert table.rows[BASELINE] == table.rows[METHODS[0]]
@@ -204,5 +207,11 @@ def test_a_baseline_model_is_scored_like_the_model(
     alone = events[-1].result
     for name in METHODS:
         assert table.rows[name] == pytest.approx(alone.rows[name], nan_ok=True)
-    assert table.settings["baseline"] == str(tiny_model_dir)
+    assert table.settings[BASELINE] == str(tiny_model_dir)
     assert "TAP model - baseline model" in str(table)
+    # any row against the controls, on the same resamples
+    twin_diff = table.differences_to(BASELINE)
+    for name in METHODS[1:]:
+        assert twin_diff[name] == table.differences[name]
+    with pytest.raises(ConfigError, match="taken"):
+        drain(evaluate(model, Video(sim.video), truth, compare={METHODS[2]: twin}))
