@@ -25,6 +25,7 @@ from napari_tarrow import cli
 from napari_tarrow.model import WEIGHTS
 
 SNAPSHOTS = "snapshots"
+SHOWN = ("precision", "precision_tol")  # P@k on the pair's own divisions, and ±2 frames
 
 
 def doubling(epoch: int) -> bool:
@@ -63,6 +64,155 @@ def train_with_snapshots(run: Path, minutes: float, train_args: list[str]) -> No
                     f.write(json.dumps(record) + "\n")
 
 
+def snapshot_models(run: Path, device: str) -> dict[str, tuple[dict, object]]:
+    """Row name -> (snapshot record, TapModel) for each snapshot of ``run``, in order."""
+    from safetensors.torch import load_file
+
+    from napari_tarrow.model import TapModel
+
+    out = {}
+    for line in (run / "snapshots.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        model = TapModel.from_folder(run, device=device, which="last")
+        model.net.load_state_dict(load_file(str(run / SNAPSHOTS / record["file"])))
+        out[f"epoch {record['epoch']}"] = (record, model)
+    return out
+
+
+def evaluate_snapshots(a: argparse.Namespace) -> None:
+    """Score every snapshot of ``a.run`` in one evaluation; write CSV, Markdown and PNG."""
+    import csv
+
+    from napari_tarrow.ctc import read_ctc
+    from napari_tarrow.data.video import read_video
+    from napari_tarrow.evaluate import METHODS, evaluate
+
+    snaps = snapshot_models(a.run, a.device)
+    *earlier, (last, (_, model)) = snaps.items()  # the latest is the "TAP model" row
+    row_of = {name: name for name, _ in earlier} | {last: METHODS[0]}
+    video = read_video(a.video, model.config.data.percentiles)
+    table = cli.run_events(
+        evaluate(
+            model,
+            video,
+            read_ctc(a.tracks),
+            top_k=a.top_k,
+            radius=a.radius,
+            frames=a.frames,
+            seed=a.seed,
+            compare={name: m for name, (_, m) in earlier},
+        ),
+        "evaluate",
+        quiet=not sys.stderr.isatty(),  # no progress bar flood in logs
+    )
+    rows = []
+    for name, (record, _) in snaps.items():
+        key = row_of[name]
+        row, ci = table.rows[key], table.intervals[key]
+        diff = table.differences_to(key)["frame difference"]
+        rows.append(
+            {
+                "epoch": record["epoch"],
+                "samples": record["samples"],
+                "cpu_min": round(record["cpu_s"] / 60, 1),
+                "train_acc": round(record["train_acc"], 3),
+                **{m: round(v, 3) for m, v in row.items()},
+                **{
+                    f"{m}_{e}": round(ci[m][i], 3)
+                    for m in SHOWN
+                    for i, e in enumerate(("lo", "hi"))
+                },
+                **{
+                    f"{m}_minus_framediff": "{:+.3f} [{:+.3f}, {:+.3f}]".format(
+                        *diff[m]
+                    )
+                    for m in SHOWN
+                },
+            }
+        )
+    controls = {m: table.rows[m] for m in METHODS[1:]}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(a.out.with_suffix(".csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    st = table.settings
+    head = (
+        f"# {video.name}, frames {st['frames']}, {st['pairs']} pairs, "
+        f"{st['divisions']} divisions; top-{a.top_k}, radius {a.radius:g}"
+    )
+    lines = [
+        head,
+        "",
+        "| epoch | samples | CPU min | P@k | 95 % | P@k ±2 | 95 % | model − frame difference (P@k; ±2) | acc div / cell / bg |",
+        "|---:|---:|---:|---:|---|---:|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['epoch']} | {r['samples']} | {r['cpu_min']} | {r['precision']:.3f} | "
+            f"{r['precision_lo']:.3f}-{r['precision_hi']:.3f} | {r['precision_tol']:.3f} | "
+            f"{r['precision_tol_lo']:.3f}-{r['precision_tol_hi']:.3f} | "
+            f"{r['precision_minus_framediff']}; {r['precision_tol_minus_framediff']} | "
+            f"{r['acc_division']:.2f} / {r['acc_cell']:.2f} / {r['acc_background']:.2f} |"
+        )
+    lines += ["", "| control | P@k | P@k ±2 |", "|---|---:|---:|"]
+    lines += [
+        f"| {m} | {v['precision']:.3f} | {v['precision_tol']:.3f} |"
+        for m, v in controls.items()
+    ]
+    a.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    plot(rows, controls, a.out.with_suffix(".png"), head[2:])
+
+
+def plot(rows: list[dict], controls: dict, path: Path, title: str) -> None:
+    """P@k (same pair, ±2 frames) and crop accuracy against samples and CPU minutes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, 2, figsize=(10, 10), sharex="col")
+    colours = {
+        "untrained network": "grey",
+        "frame difference": "tab:red",
+        "random foreground": "black",
+    }
+    for col, x_key in enumerate(("samples", "cpu_min")):
+        x = [r[x_key] for r in rows]
+        for ax, m, label in zip(
+            axes[:2, col], SHOWN, ("P@k, same pair", "P@k, ±2 frames"), strict=True
+        ):
+            y = [r[m] for r in rows]
+            err = [
+                [r[m] - r[f"{m}_lo"] for r in rows],
+                [r[f"{m}_hi"] - r[m] for r in rows],
+            ]
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label="TAP model")
+            for name, v in controls.items():
+                ax.axhline(v[m], ls="--", color=colours[name], label=name)
+            ax.set_ylabel(label)
+            ax.set_xscale("log")
+        ax = axes[2, col]
+        for kind in ("division", "cell", "background"):
+            ax.plot(
+                x, [r[f"acc_{kind}"] for r in rows], marker="o", label=f"acc {kind}"
+            )
+        ax.axhline(0.5, ls=":", color="black", label="chance")
+        ax.set_ylabel("TAP accuracy on crops")
+        ax.set_xlabel(
+            {"samples": "training samples", "cpu_min": "CPU minutes (process time)"}[
+                x_key
+            ]
+        )
+        ax.set_xscale("log")
+    axes[0, 0].legend(fontsize=8)
+    axes[2, 0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
 def main() -> None:
     argv = sys.argv[1:]
     own, rest = (
@@ -75,9 +225,21 @@ def main() -> None:
     t = sub.add_parser("train", help="train with snapshots; CLI train options after --")
     t.add_argument("run", type=Path)
     t.add_argument("--minutes", type=float, required=True)
+    e = sub.add_parser("evaluate", help="score every snapshot; table and plot")
+    e.add_argument("run", type=Path)
+    e.add_argument("video")
+    e.add_argument("--tracks", required=True, help="CTC man_track.txt")
+    e.add_argument("--frames", type=cli._frame_range)
+    e.add_argument("--top-k", type=int, default=6)
+    e.add_argument("--radius", type=float, default=25.0)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--out", type=Path, required=True, help="prefix of .csv/.md/.png")
     a = p.parse_args(own)
     if a.command == "train":
         train_with_snapshots(a.run, a.minutes, rest)
+    else:
+        evaluate_snapshots(a)
 
 
 if __name__ == "__main__":
