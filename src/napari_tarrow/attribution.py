@@ -41,7 +41,7 @@ from .data.video import Video
 from .errors import Cancelled, VideoError
 from .events import Done, Event, FrameDone, Progress
 from .export import check_output, tiff_stream, write_sidecar
-from .features import DEFAULT_TILE, frame_features
+from .features import DEFAULT_TILE, auto_tile, frame_features
 from .model import TapModel
 from .regions import regions_table, write_regions_csv
 from .tiling import AdaptiveTile, tile_grid, tile_info
@@ -51,7 +51,7 @@ def gradcam(
     model: TapModel,
     z0: torch.Tensor,
     z1: torch.Tensor,
-    tile: int | AdaptiveTile = DEFAULT_TILE,
+    tile: int | AdaptiveTile | None = DEFAULT_TILE,
     signed: bool = False,
 ) -> torch.Tensor:
     """Grad-CAM map (Y, X) for features z0, z1 (C, Y, X) of frames t and t+Δt.
@@ -83,7 +83,8 @@ def gradcam(
                 )[0]
         return cam
 
-    return AdaptiveTile.of(tile).run(tiled, "Grad-CAM")
+    side = AdaptiveTile.of(tile).choose(lambda: auto_tile(model, z.shape[-2:]))
+    return side.run(tiled, "Grad-CAM")
 
 
 def cam_from_gradients(
@@ -105,7 +106,7 @@ def attribute(
     model: TapModel,
     video: Video,
     delta: int = 1,
-    tile: int | AdaptiveTile = DEFAULT_TILE,
+    tile: int | AdaptiveTile | None = DEFAULT_TILE,
     stop: Callable[[], bool] = lambda: False,
     pairs: np.ndarray | None = None,
 ) -> Iterator[Event]:
@@ -158,7 +159,7 @@ def export_attribution(
     delta: int = 1,
     regions: str | Path | None = None,
     top_k: int = 8,
-    tile: int | AdaptiveTile = DEFAULT_TILE,
+    tile: int | AdaptiveTile | None = DEFAULT_TILE,
     stop: Callable[[], bool] = lambda: False,
     source: str | None = None,
 ) -> Iterator[Event]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,3 +86,40 @@ def write_sidecar(path: str | Path, info: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(info, indent=2, default=str) + "\n")
     os.replace(tmp, side)
     return side
+
+
+@contextmanager
+def writes_in_background(
+    write: Callable[[np.ndarray], None], depth: int = 2
+) -> Iterator[Callable[[np.ndarray], None]]:
+    """Context giving ``put(block)``: ``write(block)`` runs in a thread, in order.
+
+    Writing the file overlaps with computing the next block; at most ``depth``
+    blocks wait, so memory stays bounded. An error in ``write`` is raised by the
+    next ``put`` or when the context exits, which waits for every write.
+    """
+    blocks: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=depth)
+    failed: list[BaseException] = []
+
+    def worker() -> None:
+        while (block := blocks.get()) is not None:
+            if not failed:
+                try:
+                    write(block)
+                except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+                    failed.append(e)
+
+    def put(block: np.ndarray) -> None:
+        if failed:
+            raise failed[0]
+        blocks.put(block)
+
+    thread = threading.Thread(target=worker, name="napari-tarrow writer", daemon=True)
+    thread.start()
+    try:
+        yield put
+    finally:
+        blocks.put(None)
+        thread.join()
+    if failed:
+        raise failed[0]

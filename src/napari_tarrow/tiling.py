@@ -62,20 +62,27 @@ class AdaptiveTile:
 
     Parameters
     ----------
-    size : int
-        Requested tile side (pixels).
+    size : int or None
+        Requested tile side (pixels); None lets the job choose one (:meth:`choose`).
     minimum : int
         Smallest side tried before giving up with a :class:`TarrowError`.
     """
 
-    def __init__(self, size: int, minimum: int = MIN_TILE) -> None:
-        self.requested = self.size = int(size)
-        self.minimum = min(minimum, self.size)
+    def __init__(self, size: int | None, minimum: int = MIN_TILE) -> None:
+        self.requested = self.size = None if size is None else int(size)
+        self.minimum = minimum if size is None else min(minimum, int(size))
 
     @classmethod
-    def of(cls, tile: int | AdaptiveTile) -> AdaptiveTile:
-        """Wrap a plain side; pass an AdaptiveTile through (shared state)."""
+    def of(cls, tile: int | AdaptiveTile | None) -> AdaptiveTile:
+        """Wrap a plain side (None: chosen at first use); pass an AdaptiveTile through."""
         return tile if isinstance(tile, AdaptiveTile) else cls(tile)
+
+    def choose(self, side: Callable[[], int]) -> AdaptiveTile:
+        """Set the side from ``side()`` if none was requested (the first frame decides)."""
+        if self.size is None:
+            self.requested = self.size = int(side())
+            self.minimum = min(self.minimum, self.size)
+        return self
 
     @property
     def reduced(self) -> bool:

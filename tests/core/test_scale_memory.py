@@ -72,9 +72,13 @@ def big_tif(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("big") / "big.tif"
     shape = (1200, 512, 512)
     out = tifffile.memmap(path, shape=shape, dtype="u2", photometric="minisblack")
-    base = np.random.default_rng(0).integers(0, 3000, shape[1:], dtype="u2")
-    for t in range(0, shape[0], 100):
-        out[t : t + 100] = base + np.arange(t, t + 100, dtype="u2")[:, None, None]
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 3000, shape[1:], dtype="u2")
+    for t in range(0, shape[0], 100):  # frames differ beyond an offset (noise)
+        noise = rng.integers(0, 300, (100, *shape[1:]), dtype="u2")
+        out[t : t + 100] = (
+            base + noise + np.arange(t, t + 100, dtype="u2")[:, None, None]
+        )
     out.flush()
     del out
     return path

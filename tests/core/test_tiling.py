@@ -106,3 +106,22 @@ def test_gradcam_of_identical_frames_is_zero(model: TapModel) -> None:
     same = gradcam(model, z0, z0.clone())
     differ = gradcam(model, z0, z1)
     assert float(same.max()) < 1e-5 * float(differ.max())
+
+
+def test_the_automatic_tile_fits_the_free_memory(model, monkeypatch) -> None:
+    from napari_tarrow import features
+
+    frame = np.random.default_rng(6).random((300, 200), dtype=np.float32)
+    assert features.auto_tile(model, frame.shape) == 300  # plenty: the whole frame
+    per_pixel = features.ACTIVATION_BYTES * model.config.model.unet_channels
+    window = 160  # room for a 160-pixel window: a 48-pixel tile plus the 56-pixel halo
+    monkeypatch.setattr(
+        features, "available_memory", lambda _: 4 * per_pixel * window**2
+    )
+    assert features.auto_tile(model, frame.shape) == 48
+    torch.testing.assert_close(
+        frame_features(model, frame),
+        frame_features(model, frame, tile=4096),
+        atol=1e-4,
+        rtol=0,
+    )

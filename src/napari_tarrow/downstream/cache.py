@@ -20,7 +20,7 @@ from ..model import TapModel
 class FeatureCache:
     """Frozen features z (C, Y, X) of frames, stored as float16 on the CPU."""
 
-    def __init__(self, model: TapModel, tile: int = DEFAULT_TILE) -> None:
+    def __init__(self, model: TapModel, tile: int | None = DEFAULT_TILE) -> None:
         self.model = model
         self.tile = tile
         self._store: dict[bytes, torch.Tensor] = {}

@@ -91,7 +91,7 @@ class CellStateClassifier:
         lr: float = 0.05,
         weight_decay: float = 1e-3,
         seed: int = 0,
-        tile: int = DEFAULT_TILE,
+        tile: int | None = DEFAULT_TILE,
     ) -> None:
         self.tap, self.delta, self.radius = tap, delta, radius
         self.epochs, self.lr, self.weight_decay, self.seed = (

@@ -208,8 +208,9 @@ class DivisionSegmenter:
         ("finetune"), or of the architecture only ("baseline"). Only "frozen"
         keeps a reference; the other modes train their own copy.
     config : SegmentationConfig
-    tile : int
-        Tile side for whole-frame features (bounded memory on large frames).
+    tile : int, optional
+        Tile side for whole-frame features (bounded memory on large frames); by
+        default chosen from the free memory (:func:`~napari_tarrow.features.auto_tile`).
     cache : FeatureCache, optional
         Frozen features to share, e.g. between segmenters of the same TAP model
         with other settings (used in "frozen" mode; must wrap ``tap``).
@@ -219,7 +220,7 @@ class DivisionSegmenter:
         self,
         tap: TapModel,
         config: SegmentationConfig | None = None,
-        tile: int = DEFAULT_TILE,
+        tile: int | None = DEFAULT_TILE,
         cache: FeatureCache | None = None,
     ) -> None:
         self.config = config or SegmentationConfig()
