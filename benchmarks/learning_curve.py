@@ -33,30 +33,62 @@ def doubling(epoch: int) -> bool:
     return epoch & (epoch - 1) == 0
 
 
-def train_with_snapshots(run: Path, minutes: float, train_args: list[str]) -> None:
-    """Run ``napari-tarrow train`` into ``run`` and copy the last weights at doubling epochs."""
+def _clock(run: Path) -> tuple[float, float]:
+    """CPU and wall seconds a resumed run has already spent (0, 0 for a new run).
+
+    Read from ``RUN/clock.json`` (written every epoch); runs from before that file
+    are extrapolated from their last snapshot at its CPU seconds per epoch.
+    """
+    if (run / "clock.json").exists():
+        c = json.loads((run / "clock.json").read_text())
+        return c["cpu_s"], c["wall_s"]
+    lines = (run / "snapshots.jsonl").read_text().splitlines()
+    last = json.loads(lines[-1])
+    epochs = len((run / "metrics.jsonl").read_text().splitlines())
+    per_epoch = last["cpu_s"] / last["epoch"], last["wall_s"] / last["epoch"]
+    return epochs * per_epoch[0], epochs * per_epoch[1]
+
+
+def train_with_snapshots(
+    run: Path, minutes: float, train_args: list[str], resume: bool = False
+) -> None:
+    """Run ``napari-tarrow train`` into ``run`` and copy the last weights at doubling epochs.
+
+    With ``resume``, the run in ``run`` continues from its checkpoint and its clocks.
+    """
+    from napari_tarrow.config import TapConfig
     from napari_tarrow.data.video import read_video
     from napari_tarrow.events import Checkpoint, Metrics
     from napari_tarrow.train import train
 
     a = cli.build_parser().parse_args(["train", *train_args, "--out", str(run)])
-    cfg = cli.config_from_args(a)
+    cfg = TapConfig.load(run / "config.json") if resume else cli.config_from_args(a)
     videos = [read_video(v, cfg.data.percentiles) for v in a.video]
     (run / SNAPSHOTS).mkdir(parents=True, exist_ok=True)
+    cpu_before, wall_before = _clock(run) if resume else (0.0, 0.0)
     cpu0, wall0, epoch = time.process_time(), time.perf_counter(), None
+
+    def clock() -> dict[str, float]:
+        return {
+            "cpu_s": round(cpu_before + time.process_time() - cpu0, 1),
+            "wall_s": round(wall_before + time.perf_counter() - wall0, 1),
+        }
+
     with cli.StopOnInterrupt(minutes) as stop:
-        for ev in train(cfg, videos, run, a.device, stop=stop):
+        for ev in train(cfg, videos, run, a.device, resume, stop=stop):
             if isinstance(ev, Metrics):
                 epoch, values = ev.epoch + 1, ev.values
                 print(f"epoch {epoch}: {json.dumps(values)}", flush=True)
-            elif isinstance(ev, Checkpoint) and ev.kind == "last" and doubling(epoch):
+            elif isinstance(ev, Checkpoint) and ev.kind == "last":
+                (run / "clock.json").write_text(json.dumps({"epoch": epoch, **clock()}))
+                if not doubling(epoch):
+                    continue
                 target = run / SNAPSHOTS / f"epoch_{epoch:04d}.safetensors"
                 shutil.copyfile(run / WEIGHTS["last"], target)
                 record = {
                     "epoch": epoch,
                     "samples": epoch * cfg.train.samples_per_epoch,
-                    "cpu_s": round(time.process_time() - cpu0, 1),
-                    "wall_s": round(time.perf_counter() - wall0, 1),
+                    **clock(),
                     "train_acc": values["acc"],
                     "file": target.name,
                 }
@@ -225,6 +257,9 @@ def main() -> None:
     t = sub.add_parser("train", help="train with snapshots; CLI train options after --")
     t.add_argument("run", type=Path)
     t.add_argument("--minutes", type=float, required=True)
+    t.add_argument(
+        "--resume", action="store_true", help="continue RUN (same CLI options after --)"
+    )
     e = sub.add_parser("evaluate", help="score every snapshot; table and plot")
     e.add_argument("run", type=Path)
     e.add_argument("video")
@@ -237,7 +272,7 @@ def main() -> None:
     e.add_argument("--out", type=Path, required=True, help="prefix of .csv/.md/.png")
     a = p.parse_args(own)
     if a.command == "train":
-        train_with_snapshots(a.run, a.minutes, rest)
+        train_with_snapshots(a.run, a.minutes, rest, a.resume)
     else:
         evaluate_snapshots(a)
 

@@ -69,7 +69,9 @@ def main() -> None:
     print(f"feature export + PCA view: {wait(export_w.runner):.0f} s")
     viewer.layers[f"{layer.name} features PCA"].visible = False
 
-    table, divisions = attr_w.rows, truth.data
+    # the layer sits on the maps' frames; division_hits takes the daughters' frame
+    daughters = np.asarray(truth.features["daughters_frame"], float)
+    table, divisions = attr_w.rows, np.column_stack([daughters, truth.data[:, 1:]])
     hits = division_hits(table[:, :3], divisions, radius=12, frame_tolerance=2)
     print(
         f"top regions on a true division (12 px, ±2 frames): {hits.mean():.2f} "

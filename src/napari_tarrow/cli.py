@@ -233,13 +233,23 @@ def cmd_features(a: argparse.Namespace) -> None:
 
 
 def cmd_demo(a: argparse.Namespace) -> None:
-    """Synthetic dividing cells -> short training -> attribution, regions, features."""
-    from .demo import run_demo
+    """Synthetic dividing cells -> short training -> attribution, features, a scored summary."""
+    from .demo import run_demo, summary
 
+    print(
+        f"demo: training {a.epochs} epochs of the fast preset on 8 simulated fields of "
+        f"view -> {Path(a.out) / 'model'}; then scoring 6 fields it never saw"
+    )
     with StopOnInterrupt() as stop:
-        run_demo(
-            Path(a.out), device=a.device, epochs=a.epochs, quiet=a.quiet, stop=stop
+        table, written = run_demo(
+            Path(a.out),
+            lambda events, desc: run_events(events, desc, a.quiet),
+            device=a.device,
+            epochs=a.epochs,
+            stop=stop,
         )
+    print(summary(table))
+    print(f"wrote {a.out}: " + ", ".join(p.name for p in written.values()))
 
 
 def _frame_range(text: str) -> tuple[int, int]:
@@ -349,6 +359,10 @@ def cmd_segment_eval(a: argparse.Namespace) -> None:
 
 
 BOOL = argparse.BooleanOptionalAction
+TILE_HELP = (
+    "tile side in pixels (default: whole frames, or the largest tile whose "
+    "activations fit a quarter of the free memory)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -441,9 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("video", help="(T,Y,X) TIFF or folder of frames")
         s.add_argument("--out", required=True, help="output TIFF")
         s.add_argument("--device", default="auto")
-        s.add_argument(
-            "--tile", type=int, default=512, help="tile side for large frames"
-        )
+        s.add_argument("--tile", type=int, help=TILE_HELP)
         s.set_defaults(func=func)
         if name == "attribute":
             s.add_argument("--delta", type=int, default=1)
@@ -498,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a second TAP model (e.g. the same before fine-tuning; --weights, else "
         "the other file) scored alongside, with the paired difference to it",
     )
-    e.add_argument("--tile", type=int, default=512, help="tile side for large frames")
+    e.add_argument("--tile", type=int, help=TILE_HELP)
     e.add_argument("--device", default="auto")
     e.add_argument(
         "--seed", type=int, default=0, help="random points and untrained network"

@@ -363,6 +363,10 @@ def sample_video() -> SyntheticVideo:
     return dividing_cells(**SAMPLE)
 
 
+#: Name of the sample's points layer; the frame of a point is the map that shows it.
+TRUTH_LAYER = "true divisions (synthetic, map frames)"
+
+
 def sample_data() -> list[tuple]:
     """npe2 sample-data provider: the video and, to check results against, its divisions.
 
@@ -370,17 +374,26 @@ def sample_data() -> list[tuple]:
     -------
     list of tuple
         ``[(video, {"name": "dividing cells (synthetic)"}, "image"),
-        (points, {"name": "true divisions (synthetic)", ...}, "points")]``; the points
-        are (t, y, x) with t the first frame of the daughters.
+        (points, {"name": TRUTH_LAYER, ...}, "points")]``. The points follow the
+        attribution maps' convention: map t is the pair (t, t+1), so a division
+        whose daughters appear at frame t is drawn at t - 1, the mother's last
+        frame; the ``daughters_frame`` feature keeps t.
     """
     sim = sample_video()
-    points = np.array([(d.t, d.y, d.x) for d in sim.divisions], float).reshape(-1, 3)
+    points = np.array([(d.t - 1, d.y, d.x) for d in sim.divisions], float).reshape(
+        -1, 3
+    )
     style = {
-        "name": "true divisions (synthetic)",
+        "name": TRUTH_LAYER,
         "size": 14,
         "face_color": "transparent",
         "border_color": "lime",
         "visible": False,
+        "features": {"daughters_frame": [d.t for d in sim.divisions]},
+        "metadata": {
+            "convention": "frame t - 1 of a division whose daughters appear at frame "
+            "t: the attribution map of the pair (t - 1, t)"
+        },
     }
     return [
         (sim.video, {"name": "dividing cells (synthetic)"}, "image"),

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from napari_tarrow.sample_data import (
+    TRUTH_LAYER,
     Division,
     SyntheticVideo,
     dividing_cells,
@@ -161,6 +162,9 @@ def test_sample_data_provider() -> None:
     assert kind == "image"
     assert meta["name"] == "dividing cells (synthetic)"
     assert data.shape == (12, 256, 256) and data.dtype == np.float32
-    assert pkind == "points" and pmeta["name"] == "true divisions (synthetic)"
+    assert pkind == "points" and pmeta["name"] == TRUTH_LAYER
     assert len(points) >= 40 and points.shape[1] == 3
-    assert points[:, 0].min() > 0 and points[:, 0].max() < 12
+    # on the frame of the map that shows the division: pair (t - 1, t)
+    daughters = np.array(pmeta["features"]["daughters_frame"])
+    assert np.array_equal(points[:, 0], daughters - 1)
+    assert points[:, 0].min() >= 0 and daughters.max() < 12

@@ -10,7 +10,7 @@ import pytest
 import tifffile
 
 from napari_tarrow.model import TapModel
-from napari_tarrow.sample_data import dividing_cells
+from napari_tarrow.sample_data import TRUTH_LAYER, dividing_cells
 from napari_tarrow.widgets import (
     AttributionWidget,
     ExportWidget,
@@ -265,7 +265,7 @@ def test_sample_data_and_writer(make_napari_viewer, tmp_path):
     v = make_napari_viewer()
     layer, truth = v.open_sample("napari-tarrow", "dividing_cells")
     assert layer.data.shape == (12, 256, 256)
-    assert truth.name == "true divisions (synthetic)" and truth.data.shape[1] == 3
+    assert truth.name == TRUTH_LAYER and truth.data.shape[1] == 3
     layer.data = layer.data[:3]
     (path,) = layer.save(str(tmp_path / "maps.tif"), plugin="napari-tarrow")
     np.testing.assert_array_equal(tifffile.imread(path), layer.data.astype(np.float32))
