@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_text
 from .errors import ConfigError
 
 SCHEMA_VERSION = 1
@@ -248,8 +249,8 @@ class TapConfig:
         return cls(**{k: _section(k, t, d.get(k, {})) for k, t in parts.items()})
 
     def save(self, path: str | Path) -> None:
-        """Write as indented JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write as indented JSON, atomically and durably."""
+        write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> TapConfig:

@@ -9,10 +9,10 @@ True) ends the run at the next step; saved models stay valid.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import logging
 import math
-import os
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from .atomic import append_line, write_bytes
 from .config import TapConfig, TrainConfig
 from .data.pairs import PairSampler
 from .data.video import Video
@@ -27,7 +28,7 @@ from .device import autocast, resolve_device, tune_cpu_allocator
 from .distributed import Group, process_group
 from .errors import ConfigError, ModelFolderError, VideoError
 from .events import Checkpoint, Done, Event, Metrics, Progress
-from .model import CONFIG, TapModel, atomic_path
+from .model import CONFIG, TapModel
 from .nn.losses import tap_loss
 
 log = logging.getLogger(__name__)
@@ -344,8 +345,7 @@ def _evaluate(
 
 
 def _log_metrics(out: Path, epoch: int, stats: dict[str, float]) -> None:
-    with open(out / METRICS, "a") as f:
-        f.write(json.dumps({"epoch": epoch + 1, **stats}) + "\n")
+    append_line(out / METRICS, json.dumps({"epoch": epoch + 1, **stats}))
 
 
 def _save_resume(
@@ -360,9 +360,9 @@ def _save_resume(
         "scheduler": sched.state_dict(),
         "generators": generators,
     }
-    tmp = atomic_path(out / RESUME)
-    torch.save(state, tmp)
-    os.replace(tmp, out / RESUME)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_bytes(out / RESUME, buffer.getvalue())
 
 
 def _restore(out: Path, net, opt, sched, gen, group: Group) -> tuple[int, float]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,17 +32,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from .. import __version__
+from ..atomic import write_bytes, write_text
 from ..config import TapConfig, _check, _section
 from ..data.video import Video
 from ..device import tune_cpu_allocator
 from ..errors import Cancelled, ConfigError, ModelFolderError, TarrowError
 from ..events import Done, Event, FrameDone, Metrics, Progress
 from ..features import DEFAULT_TILE, frame_features
-from ..model import TapModel, atomic_path
+from ..model import TapModel
 from .cache import FeatureCache
 from .labels import BACKGROUND, DIVIDING, LabelsError, check_labels
 from .postprocess import MIN_SIZE, probability_to_labels
@@ -346,12 +347,11 @@ class DivisionSegmenter:
             "tap_model": self.source,
             "trained_on_frames": self.trained_on,
         }
-        tmp = atomic_path(folder / CONFIG_FILE)
-        tmp.write_text(json.dumps(info, indent=2) + "\n")
-        os.replace(tmp, folder / CONFIG_FILE)
-        tmp = atomic_path(folder / WEIGHTS_FILE)
-        save_file(_clone(self._state()), str(tmp), metadata={"format": "napari-tarrow"})
-        os.replace(tmp, folder / WEIGHTS_FILE)
+        meta = {"format": "napari-tarrow"}
+        write_bytes(
+            folder / WEIGHTS_FILE, safetensors_bytes(self._state(), metadata=meta)
+        )
+        write_text(folder / CONFIG_FILE, json.dumps(info, indent=2) + "\n")
         return folder
 
     @classmethod
