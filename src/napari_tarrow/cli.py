@@ -56,10 +56,13 @@ def run_events(events: Iterator[Any], desc: str, quiet: bool = False) -> Any:
 
 
 class StopOnInterrupt:
-    """Stop a job at its next step on the first Ctrl-C or at a time limit.
+    """Stop a job at its next step on the first Ctrl-C or SIGTERM, or at a time limit.
 
-    A second Ctrl-C aborts at once.
+    SIGTERM is what a cluster scheduler sends before it kills a job: the job
+    stops as cleanly as on Ctrl-C. A second signal aborts at once.
     """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, minutes: float | None = None) -> None:
         self.requested = False
@@ -72,11 +75,12 @@ class StopOnInterrupt:
         return self.requested
 
     def __enter__(self) -> StopOnInterrupt:
-        self._old = signal.signal(signal.SIGINT, self._handle)
+        self._old = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
         return self
 
     def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
     def _handle(self, *_: object) -> None:
         if self.requested:

@@ -1,0 +1,94 @@
+"""Faults in napari: closed during training, stopped or failed before the first save."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from napari_tarrow.lock import lock_path
+from napari_tarrow.model import TapModel
+from napari_tarrow.widgets import TrainWidget
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+CLOSE_DURING_TRAINING = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import napari
+    from qtpy.QtWidgets import QApplication
+    from napari_tarrow.widgets import TrainWidget
+
+    viewer = napari.Viewer(show=False)
+    rng = np.random.default_rng(0)
+    viewer.add_image(rng.random((8, 64, 64), dtype=np.float32), name="cells")
+    w = TrainWidget(viewer)
+    w.preset.value = "fast (CPU, minutes)"
+    w.size.value, w.features.value, w.batch.value = 32, 8, 8
+    w.epochs.value, w.samples.value = 5, 80_000  # epoch 1 takes minutes
+    w.device.value = "cpu"
+    w.out.value = sys.argv[1]
+    w.buttons.run.clicked.emit()
+    closed = []
+
+    def close_on_first_step(event):  # the user closes napari during epoch 1
+        if not closed:
+            closed.append(1)
+            viewer.close()
+            QApplication.instance().quit()  # as when napari's last window closes
+
+    w.runner.worker.yielded.connect(close_on_first_step)
+    napari.run()
+    print("napari closed", flush=True)
+    """
+)
+
+
+def test_closing_napari_during_training_leaves_no_folder_or_a_loadable_one(
+    tmp_path,
+) -> None:
+    script, out = tmp_path / "close.py", tmp_path / "model"
+    script.write_text(CLOSE_DURING_TRAINING)
+    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
+    done = subprocess.run(
+        [sys.executable, str(script), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**env, "OMP_NUM_THREADS": "1"},
+    )
+    assert "napari closed" in done.stdout, done.stderr[-3000:]
+    # the process has ended with the worker mid-epoch: nothing half-written stays
+    assert not out.exists() or TapModel.from_folder(out), sorted(os.listdir(out))
+
+
+@pytest.mark.parametrize("ending", ["stop", "error"])
+def test_stop_or_error_before_the_first_save_leaves_no_lock_and_no_broken_folder(
+    make_napari_viewer, qtbot, tmp_path, messages, ending
+) -> None:
+    viewer = make_napari_viewer()
+    video = np.random.default_rng(0).random((8, 64, 64), dtype=np.float32)
+    if ending == "error":
+        video[5, 3, 3] = np.inf  # found when the frames are read, after the lock
+    viewer.add_image(video, name="cells")
+    w = TrainWidget(viewer)
+    w.preset.value = "fast (CPU, minutes)"
+    w.size.value, w.features.value, w.batch.value = 32, 8, 8
+    w.epochs.value, w.samples.value = 5, 80_000  # epoch 1 takes minutes
+    w.device.value, w.out.value = "cpu", tmp_path / "model"
+    w.buttons.run.clicked.emit()
+    if ending == "stop":
+        w.buttons.stop.clicked.emit()
+    qtbot.waitUntil(lambda: w.runner.state == "idle", timeout=120_000)
+    out = tmp_path / "model"
+    assert not out.exists() or TapModel.from_folder(out)
+    assert not lock_path(out).exists()
+    kind, text = messages[-1]
+    if ending == "error":
+        assert kind == "show_error" and "infinite values" in text
+    else:
+        assert kind == "show_info" and "stopped" in text
