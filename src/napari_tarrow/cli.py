@@ -255,7 +255,6 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
 
     if a.out:
         check_output(a.out)
-    truth = read_ctc(a.tracks)
     model = TapModel.from_folder(a.model, device=a.device, which=a.weights or "best")
     if a.weights and not (Path(a.model) / WEIGHTS[a.weights]).is_file():
         raise ModelFolderError(
@@ -267,6 +266,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         else None
     )
     video = read_video(a.video, model.config.data.percentiles)
+    truth = read_ctc(a.tracks, video.shape[1:])
     with StopOnInterrupt() as stop:
         table = run_events(
             evaluate(

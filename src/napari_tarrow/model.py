@@ -99,10 +99,17 @@ class TapModel:
                 f"model folder {folder} does not exist; train one first."
             )
         if not (folder / CONFIG).exists():
-            from .reference_model import is_reference_folder, load_reference_folder
+            from .reference_model import (
+                is_reference_folder,
+                load_reference_folder,
+                pickled_only,
+            )
 
             if is_reference_folder(folder):
                 return load_reference_folder(folder, device)
+            pickled = pickled_only(folder)
+            if pickled is not None:
+                raise pickled
             raise ModelFolderError(
                 f"{folder} has no {CONFIG}; it is not a napari-tarrow model folder "
                 "(nor one of the reference implementation, with model_kwargs.yaml)."

@@ -1,18 +1,23 @@
-"""Faults in napari: closed during training, stopped or failed before the first save."""
+"""Faults in napari: closed during training, stopped or failed early, broken model folders."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from napari_tarrow.lock import lock_path
 from napari_tarrow.model import TapModel
 from napari_tarrow.widgets import TrainWidget
+from napari_tarrow.widgets._models import STORE, ModelPicker
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CLOSE_DURING_TRAINING = textwrap.dedent(
@@ -64,6 +69,49 @@ def test_closing_napari_during_training_leaves_no_folder_or_a_loadable_one(
     assert "napari closed" in done.stdout, done.stderr[-3000:]
     # the process has ended with the worker mid-epoch: nothing half-written stays
     assert not out.exists() or TapModel.from_folder(out), sorted(os.listdir(out))
+
+
+@pytest.fixture
+def picker(messages):
+    STORE.models.clear()
+    return ModelPicker()
+
+
+def _broken(tmp_path: Path, source: Path, kind: str) -> Path:
+    folder = shutil.copytree(source, tmp_path / kind)
+    config = json.loads((folder / "config.json").read_text())
+    if kind == "wrong-type":
+        config["train"]["lr"] = "fast"
+    elif kind == "future-schema":
+        config["schema_version"] = 3
+    (folder / "config.json").write_text(json.dumps(config))
+    if kind == "truncated-weights":
+        for name in ("weights_best.safetensors", "weights_last.safetensors"):
+            (folder / name).write_bytes((folder / name).read_bytes()[:300])
+    if kind == "pickle-only":
+        for p in folder.iterdir():
+            p.unlink()
+        torch.save(torch.nn.Linear(2, 2), folder / "model_full.pt")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        ("wrong-type", "train.lr='fast' is invalid: expected a number"),
+        ("future-schema", "upgrade it"),
+        ("truncated-weights", "is corrupt"),
+        ("pickle-only", "never loads (unpickling can run any code)"),
+    ],
+)
+def test_a_broken_model_folder_gives_one_notification(
+    tmp_path, tiny_model_dir, picker, messages, kind, words
+) -> None:
+    picker.load(_broken(tmp_path, tiny_model_dir, kind))
+    assert len(messages) == 1, messages
+    level, text = messages[0]
+    assert level == "show_error" and words in text and "\n" not in text
+    assert not STORE.models
 
 
 @pytest.mark.parametrize("ending", ["stop", "error"])

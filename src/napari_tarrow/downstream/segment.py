@@ -368,11 +368,18 @@ class DivisionSegmenter:
             )
         try:
             info = json.loads((folder / CONFIG_FILE).read_text())
+            _check(isinstance(info, dict), "content", info, "a JSON object")
             config = SegmentationConfig.from_dict(info["config"])
-            tap = TapModel(TapConfig.from_dict(info["tap_config"])).to(device)
-        except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as e:
+            tap_config = TapConfig.from_dict(info["tap_config"])
+            source = info.get("tap_model") or None
+            trained_on = [int(t) for t in info.get("trained_on_frames", [])]
+            _check(
+                source is None or isinstance(source, str), "tap_model", source, "a path"
+            )
+        except (OSError, ValueError, KeyError, TypeError) as e:  # JSON: ValueError
             raise ModelFolderError(f"{folder / CONFIG_FILE} is corrupt: {e}") from e
-        tap.folder = Path(info["tap_model"]) if info.get("tap_model") else None
+        tap = TapModel(tap_config).to(device)
+        tap.folder = Path(source) if source else None
         seg = cls(tap, config)
         try:
             seg._load_state(load_file(str(folder / WEIGHTS_FILE)))
@@ -384,7 +391,7 @@ class DivisionSegmenter:
         seg.tap.net.eval()
         seg._encoder_start = _clone(seg.tap.net.state_dict())
         seg.fitted = True
-        seg.trained_on = list(info.get("trained_on_frames", []))
+        seg.trained_on = trained_on
         return seg
 
     # -- internals ---------------------------------------------------------------
