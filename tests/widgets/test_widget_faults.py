@@ -1,4 +1,4 @@
-"""Faults in napari: closed during training, stopped or failed early, broken model folders."""
+"""Faults in napari: closed during training, broken model folders, a long lazy video."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 
 from napari_tarrow.lock import lock_path
 from napari_tarrow.model import TapModel
-from napari_tarrow.widgets import TrainWidget
+from napari_tarrow.widgets import AttributionWidget, TrainWidget, attribution
 from napari_tarrow.widgets._models import STORE, ModelPicker
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -112,6 +112,39 @@ def test_a_broken_model_folder_gives_one_notification(
     level, text = messages[0]
     assert level == "show_error" and words in text and "\n" not in text
     assert not STORE.models
+
+
+def test_attribution_of_a_long_lazy_video_is_kept_on_disk(
+    make_napari_viewer, qtbot, tiny_model_dir, messages
+) -> None:
+    da = pytest.importorskip("dask.array")
+    shape = (200, 128, 128)
+    frames = da.random.RandomState(0).random(shape, chunks=(1, 128, 128))
+    viewer = make_napari_viewer()
+    viewer.add_image(frames.astype(np.float32), name="long")
+    STORE.models.clear()
+    STORE.load(tiny_model_dir, device="cpu")
+    w = AttributionWidget(viewer)
+    w.mode.value = attribution.WHOLE
+    w.top_k.value = 1
+    w.buttons.run.clicked.emit()
+    qtbot.waitUntil(lambda: w.runner.state == "idle", timeout=300_000)
+    assert [kind for kind, _ in messages] == [], messages
+    maps = viewer.layers["long attribution"]
+    assert maps.data.shape == shape
+    whole = 4 * np.prod(shape)  # the maps as one float32 array: 13 MB
+    held = [  # what the widget keeps in memory
+        (name, value.nbytes)
+        for name, value in vars(w).items()
+        if isinstance(value, np.ndarray) and value.nbytes > whole / 8
+    ]
+    assert not isinstance(maps.data, np.ndarray) and not held, held
+    viewer.dims.set_point(0, 150)  # napari reads the frame on screen from the file
+    shown = np.asarray(maps.data[150])
+    assert shown.shape == shape[1:] and shown.max() > 0
+    assert maps.contrast_limits[1] >= shown.max()
+    assert not np.asarray(maps.data[199]).any()  # the last frame has no pair
+    assert len(w.rows) == 199 and w.table.rowCount() == 199  # shown at the end
 
 
 @pytest.mark.parametrize("ending", ["stop", "error"])

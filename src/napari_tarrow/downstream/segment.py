@@ -291,10 +291,32 @@ class DivisionSegmenter:
     ) -> Iterator[Event]:
         """Probability of a dividing cell per pixel for frame positions ``frames`` (default all).
 
-        Yields ``FrameDone(i, p)`` with p (Y, X) float32, Progress ("predict"), and
-        ``Done(probability)`` with (len(frames), Y, X) float32. Frames without a
-        frame t+Δt (the last Δt, or before a gap) get zeros. A stop request
-        raises :class:`~napari_tarrow.errors.Cancelled`.
+        Yields the events of :meth:`predict_frames`, then ``Done(probability)`` with
+        (len(frames), Y, X) float32.
+        """
+        video = as_video(video, self.tap.config.data.percentiles)
+        todo = _check_frames(frames, len(video))
+        out = np.zeros((len(todo), *video.shape[1:]), np.float32)
+        done = 0
+        for event in self.predict_frames(video, todo, stop):
+            if isinstance(event, FrameDone):
+                out[done] = event.data
+                done += 1
+            yield event
+        yield Done(out)
+
+    def predict_frames(
+        self,
+        video: Video | np.ndarray,
+        frames: Sequence[int] | None = None,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> Iterator[Event]:
+        """Yield ``FrameDone(i, p)``, p (Y, X) float32, and Progress ("predict") per frame.
+
+        Nothing is kept but the features of the last two frames (frozen features
+        already cached by :meth:`fit` are reused), so memory does not grow with
+        the number of frames. Frames without a frame t+Δt (the last Δt, or before
+        a gap) get zeros. A stop request raises :class:`~napari_tarrow.errors.Cancelled`.
         """
         if not self.fitted:
             raise TarrowError("the segmenter is not trained yet; run fit first.")
@@ -302,20 +324,22 @@ class DivisionSegmenter:
         todo = _check_frames(frames, len(video))
         partner = partners(video, self.config.delta)
         z: dict[int, torch.Tensor] = {}  # the last frames' features, reused by pairs
-        out = np.zeros((len(todo), *video.shape[1:]), np.float32)
         self.head.eval()
         for k, i in enumerate(todo):
             if stop():
                 raise Cancelled("prediction stopped")
             j = partner.get(i)
+            p = np.zeros(video.shape[1:], np.float32)
             if j is not None:
-                z = {f: z[f] if f in z else self._features(video, f) for f in (i, j)}
+                z = {
+                    f: z[f] if f in z else self._features(video, f, keep=False)
+                    for f in (i, j)
+                }
                 with torch.no_grad():
                     logit = self.head(torch.cat([z[i], z[j]])[None])[0, 0]
-                out[k] = torch.sigmoid(logit).cpu().numpy()
-            yield FrameDone(i, out[k])
+                p = torch.sigmoid(logit).cpu().numpy()
+            yield FrameDone(i, p)
             yield Progress("predict", k + 1, len(todo))
-        yield Done(out)
 
     def predict(
         self,
@@ -396,10 +420,13 @@ class DivisionSegmenter:
 
     # -- internals ---------------------------------------------------------------
 
-    def _features(self, video: Video, i: int) -> torch.Tensor:
-        """Return z (C, Y, X) of frame position ``i``: cached when frozen, else computed now."""
+    def _features(self, video: Video, i: int, keep: bool = True) -> torch.Tensor:
+        """Return z (C, Y, X) of frame position ``i``: cached when frozen, else computed now.
+
+        ``keep=False`` reads the frozen cache without adding to it.
+        """
         if self.config.mode == "frozen":
-            return self.cache.features(video, i)
+            return self.cache.features(video, i, keep)
         return frame_features(self.tap, video.frame(i), self.tile)
 
     def _labelled_pairs(
