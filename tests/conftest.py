@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 # torch before Qt (napari-convpaint's lesson); offscreen Qt has no OpenGL here.
-import torch  # noqa: F401
+import torch
 
 os.environ.pop("QT_QPA_PLATFORM", None)
 
@@ -51,3 +51,12 @@ def tiny_model_dir(
     out = tmp_path_factory.mktemp("model") / "tiny"
     drain(train(cfg, [Video(small_video)], out, device="cpu"))
     return out
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread: on a shared 2-core CPU, two threads make training 20x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -60,10 +60,13 @@ def run_events(events: Iterator[Any], desc: str, quiet: bool = False) -> Any:
 
 
 class StopOnInterrupt:
-    """Stop a job at its next step on the first Ctrl-C or at a time limit.
+    """Stop a job at its next step on the first Ctrl-C or SIGTERM, or at a time limit.
 
-    A second Ctrl-C aborts at once.
+    SIGTERM is what a cluster scheduler sends before it kills a job: the job
+    stops as cleanly as on Ctrl-C. A second signal aborts at once.
     """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, minutes: float | None = None) -> None:
         self.requested = False
@@ -76,11 +79,12 @@ class StopOnInterrupt:
         return self.requested
 
     def __enter__(self) -> StopOnInterrupt:
-        self._old = signal.signal(signal.SIGINT, self._handle)
+        self._old = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
         return self
 
     def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
     def _handle(self, *_: object) -> None:
         if self.requested:
@@ -277,7 +281,6 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
 
     if a.out:
         check_output(a.out)
-    truth = read_ctc(a.tracks)
     model = TapModel.from_folder(a.model, device=a.device, which=a.weights or "best")
     if a.weights and not (Path(a.model) / WEIGHTS[a.weights]).is_file():
         raise ModelFolderError(
@@ -289,6 +292,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         else {}
     )
     video = read_video(a.video, model.config.data.percentiles)
+    truth = read_ctc(a.tracks, video.shape[1:])
     with StopOnInterrupt() as stop:
         table = run_events(
             evaluate(

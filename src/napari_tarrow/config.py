@@ -1,20 +1,22 @@
 """Run configuration: validated, frozen dataclasses that round-trip through JSON.
 
 A model folder's ``config.json`` is ``TapConfig.to_dict()``; ``from_dict`` rejects
-unknown keys and out-of-range values with a message naming the field, and brings
-files of an older ``schema_version`` up to date (:func:`_migrate`). The training
-presets (:data:`PRESETS`) live here too, the one source of the CLI's and the
-widget's starting points.
+unknown keys, values of the wrong JSON type and out-of-range values with a message
+naming the field, and brings files of an older ``schema_version`` up to date
+(:func:`_migrate`). The training presets (:data:`PRESETS`) live here too, the one
+source of the CLI's and the widget's starting points.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_text
 from .errors import ConfigError
 
 SCHEMA_VERSION = 2
@@ -255,10 +257,11 @@ class TapConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TapConfig:
         """Build and validate a config; unknown keys or future schema versions are errors."""
+        _check(isinstance(d, dict), "config", type(d).__name__, "a JSON object")
         d = dict(d)
         version = d.pop("schema_version", SCHEMA_VERSION)
         _check(
-            isinstance(version, int) and 1 <= version <= SCHEMA_VERSION,
+            type(version) is int and 1 <= version <= SCHEMA_VERSION,
             "schema_version",
             version,
             f"1..{SCHEMA_VERSION} (written by a newer napari-tarrow? upgrade it)",
@@ -270,8 +273,8 @@ class TapConfig:
         return cls(**{k: _section(k, t, d.get(k, {})) for k, t in parts.items()})
 
     def save(self, path: str | Path) -> None:
-        """Write as indented JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write as indented JSON, atomically and durably."""
+        write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> TapConfig:
@@ -280,7 +283,6 @@ class TapConfig:
             d = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise ConfigError(f"cannot read config {path}: {e}") from e
-        _check(isinstance(d, dict), "config", type(d).__name__, "a JSON object")
         return cls.from_dict(d)
 
 
@@ -296,14 +298,57 @@ def _migrate(d: dict[str, Any], version: int) -> dict[str, Any]:
     return d
 
 
-def _section(name: str, cls: type, values: dict[str, Any]) -> Any:
+#: JSON values accepted for a field's type: (one, several).
+_KINDS = {
+    int: ("an integer", "integers"),
+    float: ("a number", "numbers"),
+    bool: ("true or false", ""),
+    str: ("a string", ""),
+}
+
+
+def _section(name: str, cls: type, values: Any) -> Any:
+    """Build dataclass ``cls`` from the JSON object ``values``, checking keys and types."""
+    _check(isinstance(values, dict), name, values, "a JSON object of settings")
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - names
     _check(not unknown, f"{name} keys", sorted(unknown), f"only {sorted(names)}")
-    try:
-        return cls(**values)
-    except TypeError as e:
-        raise ConfigError(f"config section {name!r}: {e}") from e
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: _typed(f"{name}.{k}", hints[k], v) for k, v in values.items()})
+
+
+def _typed(name: str, hint: Any, value: Any) -> Any:
+    """``value`` if it is a JSON value of type ``hint`` (lists become tuples), else a ConfigError.
+
+    ``X | None`` also takes null.
+    """
+    optional = type(None) in typing.get_args(hint)
+    if optional:
+        (hint,) = (a for a in typing.get_args(hint) if a is not type(None))
+        if value is None:
+            return None
+    if typing.get_origin(hint) is not tuple:
+        or_null = " or null" if optional else ""
+        _check(_is(hint, value), name, value, _KINDS[hint][0] + or_null)
+        return value
+    args = typing.get_args(hint)
+    n = None if args[-1] is Ellipsis else len(args)
+    _check(
+        isinstance(value, list | tuple)
+        and len(value) == (n or len(value)) > 0
+        and all(_is(args[0], v) for v in value),
+        name,
+        value,
+        f"a list of {n or 'one or more'} {_KINDS[args[0]][1]}",
+    )
+    return tuple(value)
+
+
+def _is(kind: type, value: Any) -> bool:
+    """JSON type check: booleans are not numbers, integers are numbers."""
+    if kind is bool or isinstance(value, bool):
+        return kind is bool and isinstance(value, bool)
+    return isinstance(value, (int, float) if kind is float else kind)
 
 
 #: Starting points for a run, by name: the CLI's ``--preset`` and the train widget's

@@ -75,10 +75,16 @@ class Annotations:
 
 
 class MarkerFiles(Mapping[int, np.ndarray]):
-    """Frame number -> marker mask, read from ``man_trackNNN.tif`` on access (recent ones cached)."""
+    """Frame number -> marker mask, read from ``man_trackNNN.tif`` on access (recent ones cached).
 
-    def __init__(self, files: dict[int, Path]) -> None:
+    With ``shape`` (the video's frame size), a mask of another size is a TracksError.
+    """
+
+    def __init__(
+        self, files: dict[int, Path], shape: tuple[int, int] | None = None
+    ) -> None:
         self.files = dict(sorted(files.items()))
+        self.shape = None if shape is None else tuple(shape)
         self._read = lru_cache(maxsize=4)(self._load)
 
     def _load(self, t: int) -> np.ndarray:
@@ -91,6 +97,12 @@ class MarkerFiles(Mapping[int, np.ndarray]):
         if mask.ndim != 2:
             raise TracksError(
                 f"{self.files[t].name} has shape {mask.shape}; expected a 2D label image."
+            )
+        if self.shape is not None and mask.shape != self.shape:
+            raise TracksError(
+                f"{self.files[t]} is {mask.shape[0]}x{mask.shape[1]} pixels but the "
+                f"video's frames are {self.shape[0]}x{self.shape[1]}; give the ground "
+                "truth of this video."
             )
         return mask
 
@@ -116,39 +128,71 @@ def read_lineage(path: str | Path) -> np.ndarray:
             "ground truth (<seq>_GT/TRA/man_track.txt)."
         )
     try:
-        tracks = np.loadtxt(path, dtype=int, ndmin=2)
-    except ValueError as e:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise TracksError(f"{path} is not a CTC lineage (a text file): {e}") from e
+    rows = [_lineage_row(path, n, line) for n, line in enumerate(text.splitlines(), 1)]
+    tracks = np.array([r for r in rows if r], dtype=np.int64).reshape(-1, 4)
+    if tracks.size == 0:
         raise TracksError(
-            f"{path} is not a CTC lineage (one 'L B E P' line of integers per track): {e}"
-        ) from e
-    if tracks.size == 0 or tracks.shape[1] != 4:
-        raise TracksError(
-            f"{path} is not a CTC lineage: expected 4 integers 'L B E P' per line, "
-            f"got {tracks.shape[1] if tracks.size else 0}."
+            f"{path} is not a CTC lineage: it holds no line of 4 integers 'L B E P'."
         )
-    if np.any(tracks[:, 2] < tracks[:, 1]) or np.any(tracks[:, :3] < 0):
+    if np.any(tracks[:, 2] < tracks[:, 1]) or np.any(tracks < 0):
         raise TracksError(
             f"{path}: a track ends before it begins or has a negative number; "
             "each line must be 'L B E P' with 0 <= B <= E."
         )
+    labels, counts = np.unique(tracks[:, 0], return_counts=True)
+    for bad, why in (
+        (labels[labels == 0], "is 0, the background"),
+        (labels[counts > 1], "is on more than one line"),
+        (tracks[tracks[:, 0] == tracks[:, 3], 0], "is its own parent"),
+    ):
+        if len(bad):
+            raise TracksError(
+                f"{path}: track {bad[0]} {why}; each track has one line 'L B E P' "
+                "with a label L >= 1 and a parent P other than L (0: none)."
+            )
     return tracks
 
 
-def marker_files(folder: str | Path) -> MarkerFiles:
+def _lineage_row(path: Path, n: int, line: str) -> list[int]:
+    """Line ``n`` of a lineage as [L, B, E, P]; [] for a blank or comment line."""
+    fields = line.split("#")[0].split()
+    if not fields:
+        return []
+    try:
+        row = [int(f) for f in fields]
+    except ValueError:
+        row = []
+    if len(row) != 4 or max(map(abs, row)) >= 2**31:
+        raise TracksError(
+            f"{path} is not a CTC lineage: line {n} ({line.strip()[:40]!r}) is not 4 "
+            "integers 'L B E P' (label, first frame, last frame, parent)."
+        )
+    return row
+
+
+def marker_files(
+    folder: str | Path, shape: tuple[int, int] | None = None
+) -> MarkerFiles:
     """Find the ``man_trackNNN.tif`` masks in ``folder``, by frame number."""
     files = {
         int(m.group(1)): f
         for f in Path(folder).iterdir()
         if (m := _MASK_NAME.match(f.name))
     }
-    return MarkerFiles(files)
+    return MarkerFiles(files, shape)
 
 
-def read_ctc(path: str | Path) -> Annotations:
-    """Divisions and marker masks from ``man_track.txt`` and the masks beside it."""
+def read_ctc(path: str | Path, shape: tuple[int, int] | None = None) -> Annotations:
+    """Divisions and marker masks from ``man_track.txt`` and the masks beside it.
+
+    ``shape`` is the video's frame size (Y, X): masks of another size are refused.
+    """
     path = Path(path)
     tracks = read_lineage(path)
-    markers = marker_files(path.parent)
+    markers = marker_files(path.parent, shape)
     if not markers:
         raise TracksError(
             f"no man_trackNNN.tif marker masks beside {path}; division positions come "

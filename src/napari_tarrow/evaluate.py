@@ -12,8 +12,8 @@ down by crops centred on divisions, on non-dividing cells and on background
 from __future__ import annotations
 
 import csv
+import io
 import math
-import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +24,7 @@ import torch
 from scipy.ndimage import distance_transform_edt
 from skimage.filters import gaussian
 
+from .atomic import write_text
 from .attribution import attribute
 from .ctc import Annotations, Division, TracksError, foreground, label_centroids
 from .data.resample import downscale
@@ -135,21 +136,19 @@ class EvaluationTable:
             )
             for name, diff in self.differences.items()
         ]
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.part")
-        with open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["method", *METRICS, *bounds, *self.settings])
-            for name, row, ci in lines:
-                w.writerow(
-                    [
-                        name,
-                        *(f"{row[m]:.4f}" for m in METRICS),
-                        *(f"{v:.4f}" for m in PEAK_METRICS for v in ci[m]),
-                        *self.settings.values(),
-                    ]
-                )
-        os.replace(tmp, path)
+        text = io.StringIO(newline="")
+        w = csv.writer(text)
+        w.writerow(["method", *METRICS, *bounds, *self.settings])
+        for name, row, ci in lines:
+            w.writerow(
+                [
+                    name,
+                    *(f"{row[m]:.4f}" for m in METRICS),
+                    *(f"{v:.4f}" for m in PEAK_METRICS for v in ci[m]),
+                    *self.settings.values(),
+                ]
+            )
+        write_text(path, text.getvalue())
 
     def __str__(self) -> str:
         s = self.settings

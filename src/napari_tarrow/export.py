@@ -1,13 +1,13 @@
 """Streamed TIFF writing with a JSON sidecar: memory does not grow with the video length.
 
-Every writer writes to a temporary name and renames at the end, so a failed or
-cancelled job never leaves a partial file in place of an existing output.
+Every writer writes to a temporary name and renames at the end (durably, see
+:mod:`napari_tarrow.atomic`), so a failed or cancelled job, or a full disk, never
+leaves a partial file in place of an existing output.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import tifffile
 
+from .atomic import atomic_output, write_text
 from .errors import TarrowError
 
 BIGTIFF_BYTES = 2**31
@@ -46,17 +47,19 @@ def tiff_stream(
 ) -> Iterator[Callable[[np.ndarray], None]]:
     """Context giving ``write(block)`` for consecutive blocks along the first axis.
 
-    ``shape`` is the full shape (for the BigTIFF decision); blocks have
-    ``shape[1:]``. The file appears at ``path`` only if the context exits normally
-    after all blocks were written.
+    ``shape`` is the full shape (for the BigTIFF decision and the space needed,
+    checked before any block is written); blocks have ``shape[1:]``. The file
+    appears at ``path`` only if the context exits normally after all blocks were
+    written.
     """
     path = Path(path)
     check_output(path)
     dtype = np.dtype(dtype)
-    big = int(np.prod(shape)) * dtype.itemsize > BIGTIFF_BYTES - 2**25
-    tmp = path.with_name(f".{path.name}.part")
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    big = nbytes > BIGTIFF_BYTES - 2**25
     count = 0
-    try:
+    need = nbytes + 4096 + 256 * int(shape[0])  # data, header and one IFD per block
+    with atomic_output(path, need) as tmp:
         with tifffile.TiffWriter(tmp, bigtiff=big) as tif:
 
             def write(block: np.ndarray) -> None:
@@ -74,17 +77,12 @@ def tiff_stream(
             raise TarrowError(
                 f"{path}: wrote {count} of {shape[0]} blocks; output discarded."
             )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_sidecar(path: str | Path, info: dict[str, Any]) -> Path:
-    """Write ``<path>.json`` next to an output file; returns its path."""
+    """Write ``<path>.json`` next to an output file (atomically); returns its path."""
     side = Path(f"{path}.json")
-    tmp = side.with_name(f".{side.name}.part")
-    tmp.write_text(json.dumps(info, indent=2, default=str) + "\n")
-    os.replace(tmp, side)
+    write_text(side, json.dumps(info, indent=2, default=str) + "\n")
     return side
 
 

@@ -11,13 +11,14 @@ Folder layout::
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
+from .atomic import atomic_path, write_bytes
 from .config import TapConfig
 from .device import resolve_device
 from .errors import ConfigError, ModelFolderError
@@ -26,10 +27,8 @@ from .nn.tapnet import TapNet
 CONFIG = "config.json"
 WEIGHTS = {"best": "weights_best.safetensors", "last": "weights_last.safetensors"}
 
-
-def atomic_path(path: Path) -> Path:
-    """Return a temporary sibling of ``path`` to write to before ``os.replace``."""
-    return path.with_name(f".{path.name}.part")
+# atomic_path is re-exported for code that imported it from here
+__all__ = ["CONFIG", "WEIGHTS", "TapModel", "atomic_path"]
 
 
 class TapModel:
@@ -59,19 +58,19 @@ class TapModel:
         return self
 
     def save(self, folder: str | Path, which: str = "last") -> Path:
-        """Write config and weights ``which`` ("best"/"last") atomically; returns the folder."""
+        """Write weights ``which`` ("best"/"last"), then the config; returns the folder.
+
+        Each file is written atomically and durably (:mod:`napari_tarrow.atomic`);
+        the config comes last, so a folder with a ``config.json`` has weights.
+        """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        cfg_tmp = atomic_path(folder / CONFIG)
-        self.config.save(cfg_tmp)
-        os.replace(cfg_tmp, folder / CONFIG)
-        target = folder / WEIGHTS[which]
-        tmp = atomic_path(target)
         state = {
             k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()
         }
-        save_file(state, str(tmp), metadata={"format": "napari-tarrow", "which": which})
-        os.replace(tmp, target)
+        meta = {"format": "napari-tarrow", "which": which}
+        write_bytes(folder / WEIGHTS[which], safetensors_bytes(state, metadata=meta))
+        self.config.save(folder / CONFIG)
         return folder
 
     @classmethod
@@ -100,10 +99,17 @@ class TapModel:
                 f"model folder {folder} does not exist; train one first."
             )
         if not (folder / CONFIG).exists():
-            from .reference_model import is_reference_folder, load_reference_folder
+            from .reference_model import (
+                is_reference_folder,
+                load_reference_folder,
+                pickled_only,
+            )
 
             if is_reference_folder(folder):
                 return load_reference_folder(folder, device)
+            pickled = pickled_only(folder)
+            if pickled is not None:
+                raise pickled
             raise ModelFolderError(
                 f"{folder} has no {CONFIG}; it is not a napari-tarrow model folder "
                 "(nor one of the reference implementation, with model_kwargs.yaml)."

@@ -74,6 +74,23 @@ def is_reference_folder(path: str | Path) -> bool:
     return (path / KWARGS).is_file() and not (path / CONFIG).exists()
 
 
+def pickled_only(path: str | Path) -> ModelFolderError | None:
+    """Return the refusal of a folder that holds a pickled model only (None otherwise).
+
+    Unpickling can run any code, so napari-tarrow never does; the message says
+    how to convert a trusted file.
+    """
+    folder = Path(path)
+    if not (folder / FULL).is_file():
+        return None
+    return ModelFolderError(
+        f"{folder} holds {FULL}, a pickled model, which napari-tarrow never loads "
+        f"(unpickling can run any code); it reads {KWARGS} and {STATE} instead: copy "
+        f"the run's {KWARGS} beside it and, "
+        + CONVERT.format(src=folder / FULL, folder=folder)
+    )
+
+
 def load_reference_folder(path: str | Path, device: str = "cpu") -> TapModel:
     """Load a reference model folder as a TapModel in eval mode with the same outputs.
 

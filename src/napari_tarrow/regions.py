@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
-import os
+import io
 from pathlib import Path
 
 import numpy as np
 from skimage.feature import peak_local_max
 from skimage.filters import gaussian
+
+from .atomic import write_text
 
 COLUMNS = ("t", "y", "x", "score")
 
@@ -57,15 +59,13 @@ def regions_table(
 
 
 def write_regions_csv(table: np.ndarray, path: str | Path) -> None:
-    """Write (t, y, x, score) rows to CSV (atomically: temporary name, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(COLUMNS)
-        for t, y, x, s in table:
-            w.writerow([int(t), int(y), int(x), f"{s:.6g}"])
-    os.replace(tmp, path)
+    """Write (t, y, x, score) rows to CSV (atomically and durably, see :mod:`.atomic`)."""
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow(COLUMNS)
+    for t, y, x, s in table:
+        w.writerow([int(t), int(y), int(x), f"{s:.6g}"])
+    write_text(path, text.getvalue())
 
 
 def division_hits(

@@ -4,30 +4,41 @@ Writes the model folder described in :mod:`napari_tarrow.model`: the best weight
 validation loss, the last completed epoch, ``metrics.jsonl`` and a resumable
 ``resume.pt`` every ``checkpoint_every`` epochs. A stop request (``stop()`` returns
 True) ends the run at the next step; saved models stay valid.
+
+Nothing is written before the first save, which writes weights and config together:
+a run that dies earlier leaves no folder. Every file is written atomically and
+durably; a run killed at any point resumes from its last ``resume.pt`` exactly as
+if it had not stopped. A lock (:mod:`napari_tarrow.lock`) refuses a second run
+into the same folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import logging
 import math
-import os
+import pickle
 import time
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
 
+from .atomic import append_line, write_bytes, write_text
 from .config import TapConfig, TrainConfig
 from .data.pairs import PairSampler
 from .data.video import Video
 from .device import amp_choice, autocast, resolve_device, tune_cpu_allocator
-from .distributed import Group, process_group
+from .distributed import Group, is_main_process, process_group
 from .errors import ConfigError, ModelFolderError, VideoError
 from .events import Checkpoint, Done, Event, Metrics, Progress
-from .model import CONFIG, TapModel, atomic_path
+from .lock import FolderLock
+from .model import CONFIG, TapModel
 from .nn.losses import tap_loss
 
 log = logging.getLogger(__name__)
@@ -53,8 +64,8 @@ def train(
 
     Under ``torchrun`` every rank runs this with its own crops (DistributedDataParallel,
     see :mod:`napari_tarrow.distributed`); ``batch_size`` is per rank and an epoch
-    still has ``samples_per_epoch`` samples in all. Only rank 0 writes ``out``; a
-    stop request on any rank stops all of them.
+    still has ``samples_per_epoch`` samples in all. Only rank 0 writes ``out`` (and
+    holds its lock); a stop request on any rank stops all of them.
 
     A new run starts from the weights of ``config.train.init_from`` when it names a
     model folder (fine-tuning); a resumed run continues from its own ``resume.pt``.
@@ -69,10 +80,11 @@ def train(
         With the trained :class:`TapModel` (best weights), also after a stop.
     """
     out = Path(out)
-    _check_out(out, resume)
-    init = None if resume else _initial_weights(config)
-    with process_group(resolve_device(device)) as (group, dev):
-        yield from _train(config, videos, out, dev, group, resume, stop, init)
+    with FolderLock(out) if is_main_process() else contextlib.nullcontext():
+        _check_out(out, resume)
+        init = None if resume else _initial_weights(config)
+        with process_group(resolve_device(device)) as (group, dev):
+            yield from _train(config, videos, out, dev, group, resume, stop, init)
 
 
 def _train(
@@ -127,9 +139,8 @@ def _train(
     start, best = (
         _restore(out, net, opt, sched, gen, group) if resume else (0, math.inf)
     )
-    if group.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        config.save(out / CONFIG)
+    if resume and group.is_main:
+        _trim_metrics(out, start)
     amp = amp_choice(tc.amp, dev)
     log.info(
         "training on %s in %s%s: %d train pairs",
@@ -157,8 +168,8 @@ def _train(
         generators = group.gather(gen.get_state()) if resumable else []
         if not group.is_main:
             continue
+        model.save(out, "last")  # the first save creates the folder
         _log_metrics(out, epoch, stats)
-        model.save(out, "last")
         yield Checkpoint(str(out), "last")
         if improved:
             model.save(out, "best")
@@ -351,8 +362,30 @@ def _evaluate(
 
 
 def _log_metrics(out: Path, epoch: int, stats: dict[str, float]) -> None:
-    with open(out / METRICS, "a") as f:
-        f.write(json.dumps({"epoch": epoch + 1, **stats}) + "\n")
+    append_line(out / METRICS, json.dumps({"epoch": epoch + 1, **stats}))
+
+
+def _trim_metrics(out: Path, epochs: int) -> None:
+    """Keep the metrics of the first ``epochs`` epochs, those the resumed run continues.
+
+    A killed run may have logged epochs after its last ``resume.pt``, or half a line;
+    the resumed run logs those epochs again.
+    """
+    path = out / METRICS
+    if not path.exists():
+        return
+    lines = path.read_text(errors="replace").splitlines()
+    kept = [line for line in lines if _logged_epoch(line) <= epochs]
+    if kept != lines:
+        write_text(path, "".join(f"{line}\n" for line in kept))
+
+
+def _logged_epoch(line: str) -> float:
+    """Epoch of a metrics line; infinity for a line that is not one (e.g. cut short)."""
+    try:
+        return int(json.loads(line)["epoch"])
+    except (ValueError, KeyError, TypeError):
+        return math.inf
 
 
 def _save_resume(
@@ -367,20 +400,55 @@ def _save_resume(
         "scheduler": sched.state_dict(),
         "generators": generators,
     }
-    tmp = atomic_path(out / RESUME)
-    torch.save(state, tmp)
-    os.replace(tmp, out / RESUME)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_bytes(out / RESUME, buffer.getvalue())
 
 
 def _restore(out: Path, net, opt, sched, gen, group: Group) -> tuple[int, float]:
-    """Load ``resume.pt``; each rank continues its own random stream where it can."""
-    state = torch.load(out / RESUME, map_location="cpu", weights_only=True)
-    net.load_state_dict(state["net"])
-    opt.load_state_dict(state["optimizer"])
-    sched.load_state_dict(state["scheduler"])
-    generators = state.get("generators") or [state["generator"]]  # older files: one
-    if group.rank < len(generators):
-        gen.set_state(generators[group.rank])
-    else:  # more ranks than the saved run: a fresh stream, distinct per rank and epoch
-        gen.manual_seed(group.seed(int(state["epoch"]) * 7919 + 1))
-    return int(state["epoch"]), float(state["best_val_loss"])
+    """Load ``resume.pt``; each rank continues its own random stream where it can.
+
+    A corrupt file, or one of another architecture, is a :class:`ModelFolderError`.
+    """
+    path = out / RESUME
+    keep = (
+        f"the model in {out} still loads; to train it further, start a new run from "
+        f"it: --init {out} --out NEW_FOLDER"
+    )
+    if not zipfile.is_zipfile(path):
+        raise ModelFolderError(
+            f"cannot resume: {path} is cut short or not written by torch.save "
+            f"(no zip archive); {keep}."
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ModelFolderError(
+            f"cannot resume: {path} holds Python objects other than tensors, which "
+            f"napari-tarrow never unpickles; {keep}."
+        ) from e
+    except (RuntimeError, OSError, EOFError) as e:
+        raise ModelFolderError(
+            f"cannot resume: {path} is corrupt ({_detail(e)}); {keep}."
+        ) from e
+    try:
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        generators = state.get("generators") or [state["generator"]]  # older: one
+        if group.rank < len(generators):
+            gen.set_state(generators[group.rank])
+        else:  # more ranks than the saved run: a fresh stream per rank and epoch
+            gen.manual_seed(group.seed(int(state["epoch"]) * 7919 + 1))
+        return int(state["epoch"]), float(state["best_val_loss"])
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ModelFolderError(
+            f"cannot resume: {path} does not fit the architecture in {out / CONFIG} "
+            f"({_detail(e)}); {keep}."
+        ) from e
+
+
+def _detail(e: Exception) -> str:
+    """Return the telling line of an error (load_state_dict lists problems from its second)."""
+    lines = [line.strip() for line in str(e).strip().splitlines()] or [repr(e)]
+    return lines[min(1, len(lines) - 1)][:160]

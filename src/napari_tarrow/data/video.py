@@ -5,12 +5,23 @@ frames normalised per frame by percentiles (estimated on at most about 512 rows
 of the frame), reading one frame at a time: a video never has to fit in memory.
 Uncompressed TIFFs are read with positioned reads rather than memory-mapped, so
 a video larger than the address-space limit of the process still opens.
+
+Broken files are refused when opened, from their headers, with one line that
+names the problem: truncated TIFFs (or headers that claim more frames than the
+file holds), non-TIFF files, folders whose frames differ in size or type, and
+pixels that are not real numbers. Booleans, integers and floats of any width are
+read as float32. A constant frame (e.g. blank) normalises to zeros.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 import re
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +60,10 @@ class Video:
         self.name = name
         self.percentiles = percentiles
         _check_shape(getattr(frames, "shape", None), name)
+        if hasattr(frames, "dtype"):
+            _check_dtype(np.dtype(frames.dtype), name)
         self._frames = frames
+        self._told_constant = False
         n = frames.shape[0]
         self.times = np.arange(n) if times is None else np.asarray(times, dtype=int)
         if len(self.times) != n or np.any(np.diff(self.times) <= 0):
@@ -79,15 +93,37 @@ class Video:
         return np.asarray(self._frames[int(i)])
 
     def frame(self, i: int) -> np.ndarray:
-        """Frame ``i`` normalised per frame to [0, 1] by percentiles, (Y, X) float32."""
-        x = self.raw(i).astype(np.float32, copy=False)
+        """Frame ``i`` normalised per frame to [0, 1] by percentiles, (Y, X) float32.
+
+        Where the percentiles coincide (a nearly constant frame), the frame's
+        minimum and maximum map to 0 and 1; a constant frame gives zeros (with a
+        warning, once per video).
+        """
+        raw = self.raw(i)
+        _check_dtype(raw.dtype, self.name)
+        x = raw.astype(np.float32, copy=False)
         if not np.all(np.isfinite(x)):
             raise VideoError(
                 f"{self.name}: frame {self.times[i]} contains NaN or infinite values; "
                 "replace them (e.g. with the background value) or drop the frame."
             )
         lo, hi = np.percentile(x[:: max(1, x.shape[0] // 512)], self.percentiles)
-        return (x - float(lo)) * np.float32(1.0 / max(float(hi - lo), 1e-6))
+        if hi <= lo:
+            lo, hi = x.min(), x.max()
+        if hi <= lo:
+            self._tell_constant(i, float(lo))
+            return np.zeros_like(x)
+        return (x - np.float32(lo)) * np.float32(1.0 / (float(hi) - float(lo)))
+
+    def _tell_constant(self, i: int, value: float) -> None:
+        if not self._told_constant:
+            self._told_constant = True
+            warnings.warn(
+                f"{self.name}: frame {self.times[i]} is constant ({value:g}), e.g. "
+                "blank; it is normalised to zeros (further constant frames are not "
+                "reported).",
+                stacklevel=3,
+            )
 
     def pairs(
         self, delta: int, interval: tuple[float, float] = (0.0, 1.0)
@@ -106,6 +142,20 @@ class Video:
             if t + delta in where and lo <= t and t + delta < hi
         ]
         return np.asarray(out, dtype=int).reshape(-1, 2)
+
+
+def _check_dtype(dtype: np.dtype, name: str) -> None:
+    """Refuse pixels that are not real numbers (complex, text, objects, dates)."""
+    if dtype.kind == "c":
+        raise VideoError(
+            f"{name} has complex pixels ({dtype}); TAP needs real intensities: take "
+            "the magnitude (numpy.abs) or the real part first."
+        )
+    if dtype.kind not in "biuf":
+        raise VideoError(
+            f"{name} has pixels of type {dtype}; TAP needs numbers (integers, floats "
+            "or booleans): convert the frames first."
+        )
 
 
 def _check_shape(shape: tuple[int, ...] | None, name: str) -> None:
@@ -158,24 +208,76 @@ def read_video(
     import tifffile
 
     try:
-        frames = _open_tiff(path, tifffile)
+        with _quiet_tifffile():
+            frames = _open_tiff(path, tifffile)
+    except VideoError:
+        raise
     except (OSError, ValueError, tifffile.TiffFileError) as e:
         raise VideoError(f"cannot read {path} as TIFF: {e}") from e
     return Video(frames, name=path.name, percentiles=percentiles)
 
 
+@contextmanager
+def _quiet_tifffile() -> Iterator[None]:
+    """Silence tifffile's warnings about a damaged file: the VideoError says it once."""
+    logger = logging.getLogger("tifffile")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _open_tiff(path: Path, tifffile: Any) -> Any:
-    """Frame-wise reader: positioned reads when uncompressed, else page by page."""
+    """Frame-wise reader: positioned reads when uncompressed, else page by page.
+
+    Refuses a file that holds fewer frames than its header declares (truncated).
+    """
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         shape, offset = tuple(series.shape), series.dataoffset
         dtype = np.dtype(tif.byteorder + series.dtype.char)
         n_pages = len(series.pages)
+        declared = _declared_frames(tif)
+        pages = len(tif.pages)
+    if offset is not None:
+        plane = math.prod(shape[-2:]) * dtype.itemsize
+        held = (path.stat().st_size - offset) // plane
+    else:
+        held = pages
+    want = max(declared or 0, math.prod(shape[:-2]) if len(shape) == 3 else 0)
+    if held < want:
+        raise VideoError(
+            f"{path.name} is truncated or damaged: its header declares {want} frames "
+            f"but the file holds {held}; copy or export it again."
+        )
     if len(shape) == 3 and offset is not None:
         return _ContiguousTiff(path, shape, dtype, offset)
     if len(shape) == 3 and n_pages == shape[0]:
-        return _LazyTiffPages(path, shape, tifffile)
-    return tifffile.imread(path)  # other layouts (2D, RGB, ...): Video rejects them
+        return _LazyTiffPages(path, shape, dtype, tifffile)
+    if len(shape) != 3:  # 2D, RGB, hyperstacks: Video names the shape, nothing read
+        return _Shape(shape, dtype)
+    return tifffile.imread(path)  # a (T, Y, X) layout tifffile reads only whole
+
+
+def _declared_frames(tif: Any) -> int | None:
+    """Frames (2D planes) that the ImageJ or tifffile header says the file holds."""
+    ij = tif.imagej_metadata or {}
+    if "images" in ij:
+        return int(ij["images"])
+    try:  # tifffile's own JSON description, e.g. {"shape": [T, Y, X]}
+        shape = json.loads(tif.pages.first.description or "{}").get("shape", ())
+    except (ValueError, AttributeError):  # other text: no claim
+        return None
+    return math.prod(shape[:-2]) if len(shape) == 3 else None
+
+
+class _Shape:
+    """Shape and type of a file's image whose layout a Video refuses (never read)."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.shape, self.dtype, self.ndim = shape, dtype, len(shape)
 
 
 class _ContiguousTiff:
@@ -202,13 +304,11 @@ class _ContiguousTiff:
 class _LazyTiffPages:
     """(T, Y, X) view of a multi-page TIFF that reads one page per index."""
 
-    def __init__(self, path: Path, shape: tuple[int, ...], tifffile: Any) -> None:
-        self.path, self.shape, self.ndim, self._tifffile = (
-            path,
-            shape,
-            len(shape),
-            tifffile,
-        )
+    def __init__(
+        self, path: Path, shape: tuple[int, ...], dtype: np.dtype, tifffile: Any
+    ) -> None:
+        self.path, self.shape, self.dtype = path, shape, dtype
+        self.ndim, self._tifffile = len(shape), tifffile
 
     def __getitem__(self, i: int) -> np.ndarray:
         return self._tifffile.imread(self.path, key=int(i))
@@ -217,11 +317,13 @@ class _LazyTiffPages:
 class _FrameFiles:
     """(T, Y, X) view of a list of 2D image files, read on indexing."""
 
-    def __init__(self, files: list[Path], first: np.ndarray) -> None:
+    def __init__(
+        self, files: list[Path], shape: tuple[int, ...], dtype: np.dtype
+    ) -> None:
         self.files = files
-        self.shape = (len(files), *first.shape)
+        self.shape = (len(files), *shape)
         self.ndim = len(self.shape)
-        self.dtype = first.dtype
+        self.dtype = dtype
 
     def __getitem__(self, i: int) -> np.ndarray:
         import tifffile
@@ -253,13 +355,40 @@ def _read_folder(path: Path, percentiles: tuple[float, float]) -> Video:
         raise VideoError(
             f"{path}: two files share a frame number; keep one file per frame."
         )
-    first = tifffile.imread(numbered[0][1])
-    if first.ndim != 2:
+    files = [f for _, f in numbered]
+    with _quiet_tifffile():
+        heads = [_frame_header(f, tifffile) for f in files]
+    shape, dtype = heads[0]
+    if len(shape) != 2:
         raise VideoError(
-            f"{numbered[0][1].name} has shape {first.shape}; a folder must hold 2D frames."
+            f"{files[0].name} has shape {shape}; a folder must hold 2D frames."
         )
-    files = _FrameFiles([f for _, f in numbered], first)
-    return Video(files, times=times, name=path.name, percentiles=percentiles)
+    for f, (s, d) in zip(files, heads, strict=True):
+        if s != shape or d != dtype:
+            raise VideoError(
+                f"{path}: {f.name} is {'x'.join(map(str, s))} {d}, but "
+                f"{files[0].name} is {'x'.join(map(str, shape))} {dtype}; all "
+                "frames of a folder must have the same size and pixel type."
+            )
+    return Video(
+        _FrameFiles(files, shape, dtype),
+        times=times,
+        name=path.name,
+        percentiles=percentiles,
+    )
+
+
+def _frame_header(f: Path, tifffile: Any) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and pixel type of a frame file, from its header (no pixels read)."""
+    try:
+        with tifffile.TiffFile(f) as tif:
+            series = tif.series[0]
+            return tuple(series.shape), np.dtype(series.dtype)
+    except (OSError, ValueError, IndexError, tifffile.TiffFileError) as e:
+        raise VideoError(
+            f"{f} is not a readable TIFF frame ({e}); remove it from the folder or "
+            "replace it."
+        ) from e
 
 
 def _open_zarr(path: Path) -> Any:
@@ -270,7 +399,14 @@ def _open_zarr(path: Path) -> Any:
         raise VideoError(
             f"{path} is a zarr store; reading it needs the zarr package: pip install zarr"
         ) from e
-    z = zarr.open(str(path), mode="r")
+    try:
+        z = zarr.open(str(path), mode="r")
+    except (OSError, ValueError, KeyError) as e:  # zarr's errors are ValueErrors
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise VideoError(
+            f"cannot open {path} as a zarr array ({first}); give a zarr store "
+            "holding one (T, Y, X) array."
+        ) from e
     if not hasattr(z, "shape"):  # a group: take its only array
         arrays = list(z.array_keys())
         if len(arrays) != 1:

@@ -28,16 +28,22 @@ class FeatureCache:
     def __len__(self) -> int:
         return len(self._store)
 
-    def features(self, video: Video, i: int) -> torch.Tensor:
-        """Return the features of frame position ``i`` as float32 on the model's device."""
+    def features(self, video: Video, i: int, keep: bool = True) -> torch.Tensor:
+        """Return the features of frame position ``i`` as float32 on the model's device.
+
+        ``keep=False`` computes a frame not in the cache without storing it (e.g.
+        to predict every frame of a video in bounded memory).
+        """
         raw = np.ascontiguousarray(video.raw(i))
         key = hashlib.blake2b(raw.data, digest_size=16)
         key.update(repr((raw.shape, raw.dtype.str, video.percentiles)).encode())
         digest = key.digest()
-        if digest not in self._store:
-            z = frame_features(self.model, video.frame(i), self.tile)
-            self._store[digest] = z.to("cpu", torch.float16)
-        return self._store[digest].to(self.model.device, torch.float32)
+        if digest in self._store:
+            return self._store[digest].to(self.model.device, torch.float32)
+        z = frame_features(self.model, video.frame(i), self.tile).to(torch.float16)
+        if keep:
+            self._store[digest] = z.cpu()
+        return z.to(self.model.device, torch.float32)
 
     def clear(self) -> None:
         """Forget all frames (e.g. to free memory)."""

@@ -10,11 +10,12 @@ import numpy as np
 
 from .. import __version__
 from ..data.video import read_video
-from ..events import Done, Event
+from ..events import Done, Event, FrameDone
 from ..export import check_output, tiff_stream, write_sidecar
 from ..model import TapModel
 from .labels import LabelsError, labels_from_mask
 from .metrics import ObjectScores, object_f1
+from .postprocess import frame_labels
 from .relay import relay
 from .segment import DivisionSegmenter, SegmentationConfig
 
@@ -55,7 +56,9 @@ def segment_files(
     ``out`` gets the (T, Y, X) int32 labels (aligned with the video; the last Δt
     frames are empty), ``<stem>_proba.tif`` the float32 probability, and a JSON
     sidecar each. With ``mask``, the labels file is a binary mask covering
-    ``mask_frames`` (default: all frames). Ends with ``Done(summary dict)``.
+    ``mask_frames`` (default: all frames). Both TIFFs are written frame by frame as
+    frames are predicted: memory does not grow with the video's length. Ends with
+    ``Done(summary dict)``.
     """
     out, proba_out = Path(out), probability_path(out)
     check_output(out)
@@ -71,7 +74,21 @@ def segment_files(
         labels = labels_from_mask(labels, mask_frames)
     seg = DivisionSegmenter(tap, config)
     yield from relay(seg.fit(video, labels, stop))
-    result = yield from relay(seg.predict(video, stop=stop))
+    del labels
+    objects = 0  # label ids are unique across frames
+    with (
+        tiff_stream(out, video.shape, np.int32, "TYX") as write_labels,
+        tiff_stream(proba_out, video.shape, np.float32, "TYX") as write_proba,
+    ):
+        for event in seg.predict_frames(video, stop=stop):
+            if isinstance(event, FrameDone):
+                frame = frame_labels(
+                    event.data, config.threshold, config.min_size, objects
+                )
+                objects = max(objects, int(frame.max()))
+                write_labels(frame)
+                write_proba(event.data)
+            yield event
     info: dict[str, Any] = {
         "napari_tarrow": __version__,
         "input": str(video_path),
@@ -81,21 +98,15 @@ def segment_files(
         "trained_on_frames": seg.trained_on,
         "segmentation": config.to_dict(),
     }
-    for path, data, kind in (
-        (out, result.labels, "dividing-cell labels"),
-        (proba_out, result.probability, "dividing-cell probability"),
-    ):
-        with tiff_stream(path, data.shape, data.dtype, "TYX") as write:
-            for frame in data:
-                write(frame)
-        write_sidecar(path, {**info, "kind": kind})
+    write_sidecar(out, {**info, "kind": "dividing-cell labels"})
+    write_sidecar(proba_out, {**info, "kind": "dividing-cell probability"})
     if save_model is not None:
         seg.save(save_model)
     yield Done(
         {
             "labels": out,
             "probability": proba_out,
-            "objects": len(np.unique(result.labels)) - 1,
+            "objects": objects,
             "trained_on_frames": seg.trained_on,
         }
     )

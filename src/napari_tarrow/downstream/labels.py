@@ -38,7 +38,7 @@ def check_labels(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
             f"labels have dtype {labels.dtype}; use integers 0 = unlabelled, "
             "1 = background, 2 = dividing cell."
         )
-    values = np.unique(labels)
+    values = np.unique([v for frame in labels for v in np.unique(frame)])  # per frame
     bad = values[(values < UNLABELLED) | (values > DIVIDING)]
     if len(bad):
         raise LabelsError(

@@ -21,10 +21,17 @@ def probability_to_labels(
     out = np.zeros(frames.shape, np.int32)
     offset = 0
     for t, p in enumerate(frames):
-        lab = label(remove_small_mask(p >= threshold, min_size), connectivity=2)
-        out[t] = np.where(lab > 0, lab + offset, 0)
-        offset += int(lab.max())
+        out[t] = frame_labels(p, threshold, min_size, offset)
+        offset = max(offset, int(out[t].max()))
     return out[0] if proba.ndim == 2 else out
+
+
+def frame_labels(
+    proba: np.ndarray, threshold: float, min_size: int, offset: int = 0
+) -> np.ndarray:
+    """(Y, X) probabilities -> int32 labels ``offset + 1, offset + 2, ...`` of its objects."""
+    lab = label(remove_small_mask(proba >= threshold, min_size), connectivity=2)
+    return np.where(lab > 0, lab + offset, 0).astype(np.int32)
 
 
 def remove_small_mask(mask: np.ndarray, min_size: int) -> np.ndarray:

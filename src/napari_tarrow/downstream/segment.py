@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,17 +32,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from .. import __version__
+from ..atomic import write_bytes, write_text
 from ..config import TapConfig, _check, _section
 from ..data.video import Video
 from ..device import tune_cpu_allocator
 from ..errors import Cancelled, ConfigError, ModelFolderError, TarrowError
 from ..events import Done, Event, FrameDone, Metrics, Progress
 from ..features import DEFAULT_TILE, frame_features
-from ..model import TapModel, atomic_path
+from ..model import TapModel
 from .cache import FeatureCache
 from .labels import BACKGROUND, DIVIDING, LabelsError, check_labels
 from .postprocess import MIN_SIZE, probability_to_labels
@@ -291,10 +292,32 @@ class DivisionSegmenter:
     ) -> Iterator[Event]:
         """Probability of a dividing cell per pixel for frame positions ``frames`` (default all).
 
-        Yields ``FrameDone(i, p)`` with p (Y, X) float32, Progress ("predict"), and
-        ``Done(probability)`` with (len(frames), Y, X) float32. Frames without a
-        frame t+Δt (the last Δt, or before a gap) get zeros. A stop request
-        raises :class:`~napari_tarrow.errors.Cancelled`.
+        Yields the events of :meth:`predict_frames`, then ``Done(probability)`` with
+        (len(frames), Y, X) float32.
+        """
+        video = as_video(video, self.tap.config.data.percentiles)
+        todo = _check_frames(frames, len(video))
+        out = np.zeros((len(todo), *video.shape[1:]), np.float32)
+        done = 0
+        for event in self.predict_frames(video, todo, stop):
+            if isinstance(event, FrameDone):
+                out[done] = event.data
+                done += 1
+            yield event
+        yield Done(out)
+
+    def predict_frames(
+        self,
+        video: Video | np.ndarray,
+        frames: Sequence[int] | None = None,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> Iterator[Event]:
+        """Yield ``FrameDone(i, p)``, p (Y, X) float32, and Progress ("predict") per frame.
+
+        Nothing is kept but the features of the last two frames (frozen features
+        already cached by :meth:`fit` are reused), so memory does not grow with
+        the number of frames. Frames without a frame t+Δt (the last Δt, or before
+        a gap) get zeros. A stop request raises :class:`~napari_tarrow.errors.Cancelled`.
         """
         if not self.fitted:
             raise TarrowError("the segmenter is not trained yet; run fit first.")
@@ -302,20 +325,22 @@ class DivisionSegmenter:
         todo = _check_frames(frames, len(video))
         partner = partners(video, self.config.delta)
         z: dict[int, torch.Tensor] = {}  # the last frames' features, reused by pairs
-        out = np.zeros((len(todo), *video.shape[1:]), np.float32)
         self.head.eval()
         for k, i in enumerate(todo):
             if stop():
                 raise Cancelled("prediction stopped")
             j = partner.get(i)
+            p = np.zeros(video.shape[1:], np.float32)
             if j is not None:
-                z = {f: z[f] if f in z else self._features(video, f) for f in (i, j)}
+                z = {
+                    f: z[f] if f in z else self._features(video, f, keep=False)
+                    for f in (i, j)
+                }
                 with torch.no_grad():
                     logit = self.head(torch.cat([z[i], z[j]])[None])[0, 0]
-                out[k] = torch.sigmoid(logit).cpu().numpy()
-            yield FrameDone(i, out[k])
+                p = torch.sigmoid(logit).cpu().numpy()
+            yield FrameDone(i, p)
             yield Progress("predict", k + 1, len(todo))
-        yield Done(out)
 
     def predict(
         self,
@@ -347,12 +372,11 @@ class DivisionSegmenter:
             "tap_model": self.source,
             "trained_on_frames": self.trained_on,
         }
-        tmp = atomic_path(folder / CONFIG_FILE)
-        tmp.write_text(json.dumps(info, indent=2) + "\n")
-        os.replace(tmp, folder / CONFIG_FILE)
-        tmp = atomic_path(folder / WEIGHTS_FILE)
-        save_file(_clone(self._state()), str(tmp), metadata={"format": "napari-tarrow"})
-        os.replace(tmp, folder / WEIGHTS_FILE)
+        meta = {"format": "napari-tarrow"}
+        write_bytes(
+            folder / WEIGHTS_FILE, safetensors_bytes(self._state(), metadata=meta)
+        )
+        write_text(folder / CONFIG_FILE, json.dumps(info, indent=2) + "\n")
         return folder
 
     @classmethod
@@ -369,11 +393,18 @@ class DivisionSegmenter:
             )
         try:
             info = json.loads((folder / CONFIG_FILE).read_text())
+            _check(isinstance(info, dict), "content", info, "a JSON object")
             config = SegmentationConfig.from_dict(info["config"])
-            tap = TapModel(TapConfig.from_dict(info["tap_config"])).to(device)
-        except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as e:
+            tap_config = TapConfig.from_dict(info["tap_config"])
+            source = info.get("tap_model") or None
+            trained_on = [int(t) for t in info.get("trained_on_frames", [])]
+            _check(
+                source is None or isinstance(source, str), "tap_model", source, "a path"
+            )
+        except (OSError, ValueError, KeyError, TypeError) as e:  # JSON: ValueError
             raise ModelFolderError(f"{folder / CONFIG_FILE} is corrupt: {e}") from e
-        tap.folder = Path(info["tap_model"]) if info.get("tap_model") else None
+        tap = TapModel(tap_config).to(device)
+        tap.folder = Path(source) if source else None
         seg = cls(tap, config)
         try:
             seg._load_state(load_file(str(folder / WEIGHTS_FILE)))
@@ -385,15 +416,18 @@ class DivisionSegmenter:
         seg.tap.net.eval()
         seg._encoder_start = _clone(seg.tap.net.state_dict())
         seg.fitted = True
-        seg.trained_on = list(info.get("trained_on_frames", []))
+        seg.trained_on = trained_on
         return seg
 
     # -- internals ---------------------------------------------------------------
 
-    def _features(self, video: Video, i: int) -> torch.Tensor:
-        """Return z (C, Y, X) of frame position ``i``: cached when frozen, else computed now."""
+    def _features(self, video: Video, i: int, keep: bool = True) -> torch.Tensor:
+        """Return z (C, Y, X) of frame position ``i``: cached when frozen, else computed now.
+
+        ``keep=False`` reads the frozen cache without adding to it.
+        """
         if self.config.mode == "frozen":
-            return self.cache.features(video, i)
+            return self.cache.features(video, i, keep)
         return frame_features(self.tap, video.frame(i), self.tile)
 
     def _labelled_pairs(

@@ -6,6 +6,7 @@ them without a window.
 
 from __future__ import annotations
 
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,63 @@ class AxisFrames:
             for ax in range(self.data.ndim - 2)
         )
         return np.asarray(self.data[index])
+
+
+class DiskFrames:
+    """A (T, Y, X) float32 array-like kept in a temporary file, for result layers.
+
+    napari reads it slice by slice (``__getitem__``), so a layer of maps for a long
+    video costs memory for the frames on screen only. Frames are written with
+    positioned writes as they are computed; frames never written read as zeros
+    (the file is sparse until then) and the file goes away with the object.
+    """
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(np.float32)
+        self.ndim = len(self.shape)
+        self._frame_bytes = self.dtype.itemsize * int(np.prod(self.shape[1:]))
+        self._file = tempfile.TemporaryFile(prefix="napari-tarrow-")  # noqa: SIM115
+        self._file.truncate(self._frame_bytes * self.shape[0])
+        self._peaks: dict[int, float] = {}
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def peak(self) -> float:
+        """Largest value written (0 when nothing was)."""
+        return max(self._peaks.values(), default=0.0)
+
+    def __setitem__(self, t: int, frame: np.ndarray) -> None:
+        frame = np.ascontiguousarray(frame, self.dtype).reshape(self.shape[1:])
+        self._file.seek(int(t) * self._frame_bytes)
+        self._file.write(frame.tobytes())
+        self._peaks[int(t)] = float(frame.max(initial=0.0))
+
+    def frame(self, t: int) -> np.ndarray:
+        """Frame ``t`` (Y, X), read from the file."""
+        self._file.seek(t * self._frame_bytes)
+        data = self._file.read(self._frame_bytes)
+        return np.frombuffer(data, self.dtype).reshape(self.shape[1:])
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis for k in key):
+            i = next(n for n, k in enumerate(key) if k is Ellipsis)
+            fill = (slice(None),) * (self.ndim - len(key) + 1)
+            key = key[:i] + fill + key[i + 1 :]
+        times = np.arange(self.shape[0])[key[0]]  # IndexError past the end
+        if np.ndim(times) == 0:
+            return self.frame(int(times))[key[1:]]
+        stack = np.stack([self.frame(int(t)) for t in times]).reshape(
+            (len(times), *self.shape[1:])
+        )
+        return stack[(slice(None), *key[1:])]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
 
 
 def layer_data(layer: Any) -> Any:

@@ -2,12 +2,14 @@
 
 The map of pair (t, t+Δt) is shown at frame t of ``<layer> attribution`` (T, Y, X),
 blended over the video, so the time slider browses the maps; frames without a map
-are zero. The top-k peaks per map go to ``<layer> top regions`` and to a table:
+are zero. The maps live in a temporary file (:class:`DiskFrames`) that napari reads
+frame by frame, so a long video's maps never fill the memory. The top-k peaks per map go to ``<layer> top regions`` and to a table:
 clicking a row moves the viewer there.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,9 +30,10 @@ from ..events import Event, FrameDone
 from ..model import TapModel
 from ..regions import top_regions
 from ._common import ModelVideoWidget, RunButtons
-from ._layers import add_or_update, result_name, spatial_transform
+from ._layers import DiskFrames, add_or_update, result_name, spatial_transform
 
 CURRENT, WHOLE = "current frame", "whole video"
+SHOW_EVERY = 0.5  # seconds between layer updates while maps arrive
 
 
 def pair_at(video: Video, t: int, delta: int) -> np.ndarray:
@@ -91,8 +94,9 @@ class AttributionWidget(ModelVideoWidget):
         layout.addWidget(self.table)
         self.buttons.run.changed.connect(self.start)
         self.rows = np.zeros((0, 4))  # (frame, y, x, score), as in the table
-        self._maps: np.ndarray | None = None
+        self._maps: DiskFrames | None = None
         self._source: Any = None
+        self._shown = 0.0  # when the layers were last updated
 
     def start(self) -> None:
         """Check the inputs, then compute the maps in a worker thread."""
@@ -117,6 +121,7 @@ class AttributionWidget(ModelVideoWidget):
         self.runner.start(
             lambda stop: attribution_job(model, video, delta, pairs, top_k, stop),
             on_event=self._on_event,
+            on_done=lambda _: self._show(),
         )
 
     def _prepare_layers(self, layer: Any, video: Video, pairs: np.ndarray) -> None:
@@ -128,7 +133,7 @@ class AttributionWidget(ModelVideoWidget):
             or self.mode.value == WHOLE
         )
         if fresh:
-            self._maps = np.zeros(video.shape, np.float32)
+            self._maps = DiskFrames(video.shape)
             self.rows = np.zeros((0, 4))
         else:
             redo = np.isin(self.rows[:, 0], pairs[:, 0])
@@ -144,13 +149,15 @@ class AttributionWidget(ModelVideoWidget):
         rows = np.column_stack([np.full(len(regions), t, float), regions])
         self.rows = np.concatenate([self.rows, rows])
         self.rows = self.rows[np.lexsort((-self.rows[:, 3], self.rows[:, 0]))]
-        self._show()
+        if time.monotonic() - self._shown > SHOW_EVERY:  # spare the GUI on long videos
+            self._show()
 
     def _show(self) -> None:
         """Put maps and regions into their layers (created once, then updated)."""
+        self._shown = time.monotonic()
         layer = self._source
         geo = spatial_transform(layer, self.video.time_axis.value)
-        peak = float(self._maps.max()) if self._maps is not None else 0.0
+        peak = self._maps.peak if self._maps is not None else 0.0
         maps = add_or_update(
             self.viewer, "image", result_name(layer, "attribution"), self._maps,
             colormap="inferno", blending="additive", opacity=0.8, **geo,
