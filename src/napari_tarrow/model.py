@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
-from .atomic import atomic_path, write_bytes
+from .atomic import write_bytes
 from .config import TapConfig
 from .device import resolve_device
 from .errors import ConfigError, ModelFolderError
@@ -27,8 +27,7 @@ from .nn.tapnet import TapNet
 CONFIG = "config.json"
 WEIGHTS = {"best": "weights_best.safetensors", "last": "weights_last.safetensors"}
 
-# atomic_path is re-exported for code that imported it from here
-__all__ = ["CONFIG", "WEIGHTS", "TapModel", "atomic_path"]
+__all__ = ["CONFIG", "WEIGHTS", "TapModel"]
 
 
 class TapModel:
@@ -106,7 +105,9 @@ class TapModel:
             )
 
             if is_reference_folder(folder):
-                return load_reference_folder(folder, device)
+                model = cls(*load_reference_folder(folder))
+                model.folder = folder
+                return model.to(device)
             pickled = pickled_only(folder)
             if pickled is not None:
                 raise pickled

@@ -1,4 +1,4 @@
-"""Load model folders of the reference implementation (weigertlab/tarrow) into a TapModel.
+"""Read model folders of the reference implementation (weigertlab/tarrow) as our config and network.
 
 A reference folder holds ``model_kwargs.yaml`` (the ``TimeArrowNet`` arguments),
 ``model_state.pt`` (``torch.save`` of its state dict, keys named after its
@@ -36,7 +36,7 @@ import yaml
 
 from .config import DataConfig, ModelConfig, TapConfig
 from .errors import ModelFolderError
-from .model import CONFIG, TapModel
+from .nn.tapnet import TapNet
 
 KWARGS = "model_kwargs.yaml"
 STATE = "model_state.pt"
@@ -71,7 +71,7 @@ CONVERT = (
 def is_reference_folder(path: str | Path) -> bool:
     """Tell whether ``path`` has ``model_kwargs.yaml`` and no napari-tarrow ``config.json``."""
     path = Path(path)
-    return (path / KWARGS).is_file() and not (path / CONFIG).exists()
+    return (path / KWARGS).is_file() and not (path / "config.json").exists()
 
 
 def pickled_only(path: str | Path) -> ModelFolderError | None:
@@ -91,8 +91,10 @@ def pickled_only(path: str | Path) -> ModelFolderError | None:
     )
 
 
-def load_reference_folder(path: str | Path, device: str = "cpu") -> TapModel:
-    """Load a reference model folder as a TapModel in eval mode with the same outputs.
+def load_reference_folder(path: str | Path) -> tuple[TapConfig, TapNet]:
+    """Read a reference model folder as a config and a network (eval mode) with the same outputs.
+
+    :meth:`napari_tarrow.model.TapModel.from_folder` wraps them in a model.
 
     Raises
     ------
@@ -103,17 +105,15 @@ def load_reference_folder(path: str | Path, device: str = "cpu") -> TapModel:
     folder = Path(path)
     model_cfg = reference_model_config(read_kwargs(folder), folder)
     state = read_state(folder)
-    model = TapModel(TapConfig(data=_data_config(folder), model=model_cfg))
+    net = TapNet(model_cfg)
     try:
-        model.net.load_state_dict(convert_state(state, model_cfg.unet_depth))
+        net.load_state_dict(convert_state(state, model_cfg.unet_depth))
     except KeyError as e:
         raise _misfit(folder, model_cfg, f"it lacks {e.args[0]}") from e
     except RuntimeError as e:  # load_state_dict: a header line, then one per problem
         lines = str(e).strip().splitlines()
         raise _misfit(folder, model_cfg, lines[min(1, len(lines) - 1)].strip()) from e
-    model.folder = folder
-    model.net.eval()
-    return model.to(device)
+    return TapConfig(data=_data_config(folder), model=model_cfg), net.eval()
 
 
 def read_kwargs(folder: Path) -> dict[str, Any]:
