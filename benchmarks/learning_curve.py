@@ -96,8 +96,10 @@ def train_with_snapshots(
                     f.write(json.dumps(record) + "\n")
 
 
-def snapshot_models(run: Path, device: str) -> dict[str, tuple[dict, object]]:
-    """Row name -> (snapshot record, TapModel) for each snapshot of ``run``, in order."""
+def snapshot_models(
+    run: Path, device: str, epochs: list[int] | None = None
+) -> dict[str, tuple[dict, object]]:
+    """Row name -> (snapshot record, TapModel) for the snapshots of ``run`` (all, or ``epochs``)."""
     from safetensors.torch import load_file
 
     from napari_tarrow.model import TapModel
@@ -105,6 +107,8 @@ def snapshot_models(run: Path, device: str) -> dict[str, tuple[dict, object]]:
     out = {}
     for line in (run / "snapshots.jsonl").read_text().splitlines():
         record = json.loads(line)
+        if epochs and record["epoch"] not in epochs:
+            continue
         model = TapModel.from_folder(run, device=device, which="last")
         model.net.load_state_dict(load_file(str(run / SNAPSHOTS / record["file"])))
         out[f"epoch {record['epoch']}"] = (record, model)
@@ -119,7 +123,7 @@ def evaluate_snapshots(a: argparse.Namespace) -> None:
     from napari_tarrow.data.video import read_video
     from napari_tarrow.evaluate import METHODS, evaluate
 
-    snaps = snapshot_models(a.run, a.device)
+    snaps = snapshot_models(a.run, a.device, a.epochs)
     *earlier, (last, (_, model)) = snaps.items()  # the latest is the "TAP model" row
     row_of = {name: name for name, _ in earlier} | {last: METHODS[0]}
     video = read_video(a.video, model.config.data.percentiles)
@@ -127,7 +131,7 @@ def evaluate_snapshots(a: argparse.Namespace) -> None:
         evaluate(
             model,
             video,
-            read_ctc(a.tracks),
+            read_ctc(a.tracks, video.shape[1:]),
             top_k=a.top_k,
             radius=a.radius,
             frames=a.frames,
@@ -265,6 +269,7 @@ def main() -> None:
     e.add_argument("video")
     e.add_argument("--tracks", required=True, help="CTC man_track.txt")
     e.add_argument("--frames", type=cli._frame_range)
+    e.add_argument("--epochs", type=int, nargs="+", help="only these snapshots")
     e.add_argument("--top-k", type=int, default=6)
     e.add_argument("--radius", type=float, default=25.0)
     e.add_argument("--seed", type=int, default=0)

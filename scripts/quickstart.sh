@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-}"
-case "$what" in demo|test) ;; *) echo "usage: $0 demo|test [extra args]" >&2; exit 2 ;; esac
+case "$what" in demo|test|lint) ;; *) echo "usage: $0 demo|test|lint [extra args]" >&2; exit 2 ;; esac
 shift || true
 
 PY="${PYTHON:-python3}"
@@ -15,6 +15,11 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 pip_install() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@"; }
+if [ "$what" = lint ]; then  # what CI checks first: ruff's rules and formatting
+  pip_install "ruff==0.17.6"
+  .venv/bin/ruff check src tests benchmarks scripts
+  exec .venv/bin/ruff format --check src tests benchmarks scripts
+fi
 .venv/bin/python -c "import torch" 2>/dev/null || pip_install "$TORCH_SPEC"
 
 if [ "$what" = demo ]; then

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import signal
 import sys
 import time
@@ -21,13 +22,22 @@ from .errors import Cancelled, TarrowError
 log = logging.getLogger("napari_tarrow")
 
 
-def run_events(events: Iterator[Any], desc: str, quiet: bool = False) -> Any:
-    """Drive a job generator with a tqdm bar; returns the ``Done`` result."""
+def run_events(
+    events: Iterator[Any],
+    desc: str,
+    quiet: bool = False,
+    deadline: float | None = None,
+) -> Any:
+    """Drive a job generator with a tqdm bar; returns the ``Done`` result.
+
+    With a ``deadline`` (``time.monotonic()`` seconds, e.g. from ``--time-limit``)
+    the bar counts the steps that fit before it, so its time left is the limit's.
+    """
     from tqdm import tqdm
 
     from .events import Done, Metrics, Progress
 
-    bar, result = None, None
+    bar, result, start = None, None, time.monotonic()
     try:
         for ev in events:
             if isinstance(ev, Progress):
@@ -39,6 +49,11 @@ def run_events(events: Iterator[Any], desc: str, quiet: bool = False) -> Any:
                         unit="step",
                         dynamic_ncols=True,
                         mininterval=1.0,
+                    )
+                if deadline is not None:
+                    now = time.monotonic()
+                    bar.total = expected_steps(
+                        ev.done, ev.total, now - start, deadline - now
                     )
                 bar.update(ev.done - bar.n)
                 if ev.info:
@@ -57,6 +72,13 @@ def run_events(events: Iterator[Any], desc: str, quiet: bool = False) -> Any:
         if bar is not None:
             bar.close()
     return result
+
+
+def expected_steps(done: int, total: int, elapsed: float, left: float) -> int:
+    """Return the steps a job will reach: ``total``, or what fits in ``left`` seconds at its pace."""
+    if done == 0 or elapsed <= 0:
+        return total
+    return max(done, min(total, done + math.floor(done / elapsed * max(left, 0.0))))
 
 
 class StopOnInterrupt:
@@ -157,6 +179,7 @@ def cmd_train(a: argparse.Namespace) -> None:
             train(cfg, videos, a.out, a.device, a.resume, stop),
             "train",
             a.quiet or not main_rank,
+            stop.deadline,
         )
     if not main_rank:
         return

@@ -395,3 +395,24 @@ def test_train_options_default_to_the_preset(tmp_path, video_tif) -> None:
     assert cfg.model.features == fast.model.features  # the rest from the preset
     assert cfg.data == fast.data and cfg.train.batch_size == fast.train.batch_size
     assert cfg.train.epochs == 1
+
+
+def test_the_eta_follows_the_time_limit(capsys) -> None:
+    from napari_tarrow.cli import expected_steps, run_events
+    from napari_tarrow.events import Done, Progress
+
+    # 10 steps in 5 s with 20 s left: 40 more fit, not the 990 of all epochs
+    assert expected_steps(10, 1000, 5.0, 20.0) == 50
+    assert expected_steps(10, 30, 5.0, 20.0) == 30  # the job ends first
+    assert expected_steps(10, 1000, 5.0, -1.0) == 10  # past the limit
+    assert expected_steps(0, 1000, 0.0, 20.0) == 1000  # no pace yet
+
+    def job():
+        for i in range(1, 4):
+            time.sleep(0.05)
+            yield Progress("train", i, 1000)
+        yield Done("ok")
+
+    assert run_events(job(), "train", deadline=time.monotonic() + 0.5) == "ok"
+    shown = capsys.readouterr().err.replace("\r", "\n").splitlines()[-1]
+    assert "/1000" not in shown and "3/" in shown, shown

@@ -59,3 +59,17 @@ def test_manifest_is_valid_and_sample_data_opens() -> None:
     layers = getattr(importlib.import_module(module), func)()
     data, _meta, kind = layers[0]
     assert kind == "image" and data.ndim == 3 and data.shape[0] >= 2
+
+
+def test_the_core_install_needs_neither_napari_nor_qt_and_has_one_version() -> None:
+    from importlib.metadata import metadata
+
+    from packaging.requirements import Requirement
+
+    import napari_tarrow
+
+    meta = metadata("napari-tarrow")
+    reqs = [Requirement(r) for r in meta.get_all("Requires-Dist")]
+    names = {r.name for r in reqs if r.marker is None}  # extras carry a marker
+    assert "torch" in names and not names & {"napari", "magicgui", "qtpy", "PyQt6"}
+    assert meta["Version"] == napari_tarrow.__version__
