@@ -53,15 +53,18 @@ def run_widget(epochs: int, out: Path) -> dict[str, float]:
     import napari
     from qtpy.QtCore import QTimer
 
+    from napari_tarrow.config import PRESETS
     from napari_tarrow.sample_data import sample_video
     from napari_tarrow.widgets import TrainWidget
+    from napari_tarrow.widgets.train import PRESETS as MENU
 
     viewer = napari.Viewer()
     viewer.add_image(sample_video().video, name="video")
     w = TrainWidget(viewer)
     viewer.window.add_dock_widget(w)
     c = _config(epochs)
-    w.preset.value, w.device.value = "fast", "cpu"
+    w.preset.value = next(k for k, v in MENU.items() if v is PRESETS["fast"])
+    w.device.value = "cpu"
     w.epochs.value, w.samples.value = epochs, c.train.samples_per_epoch
     w.size.value, w.batch.value = c.data.size, c.train.batch_size
     w.out.value = str(out)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from magicgui.widgets import ComboBox, Container, Label, PushButton, SpinBox
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    Label,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+)
 from qtpy.QtWidgets import QWidget
 
 from ..data.video import Video
@@ -65,18 +72,23 @@ class VideoPicker(Container):
 
 
 class RunButtons(Container):
-    """Run / Stop buttons and a state line that follow a :class:`JobRunner`."""
+    """Run / Stop buttons, a progress bar with the time left, and a state line."""
 
     def __init__(self, runner: JobRunner, run_text: str) -> None:
         self.run = PushButton(text=run_text)
         self.stop = PushButton(text="Stop", enabled=False)
+        self.progress = ProgressBar(value=0, min=0, max=1, visible=False)
+        self.eta = Label(value="")
         self.status = Label(value="idle")
         buttons = Container(
             widgets=[self.run, self.stop], layout="horizontal", labels=False
         )
-        super().__init__(widgets=[buttons, self.status], labels=False)
+        super().__init__(
+            widgets=[buttons, self.progress, self.eta, self.status], labels=False
+        )
         self.stop.changed.connect(runner.stop)
         runner.state_changed.connect(self._follow)
+        runner.progressed.connect(self._show_progress)
 
     def _follow(self, state: str) -> None:
         self.run.enabled = state == "idle"
@@ -84,6 +96,25 @@ class RunButtons(Container):
         self.status.value = {"stopping": "stopping after the current step…"}.get(
             state, state
         )
+        if state == "idle":
+            self.progress.visible = False
+            self.eta.value = ""
+
+    def _show_progress(self, stage: str, done: int, total: int, left: float) -> None:
+        self.progress.visible = True
+        self.progress.max = max(total, 1)
+        self.progress.value = min(done, total)
+        self.eta.value = f"{stage}: {done}/{total}" + (
+            f", about {time_left(left)} left" if left >= 0 and done < total else ""
+        )
+
+
+def time_left(seconds: float) -> str:
+    """'40 s', '3 min', '1 h 20 min': a remaining time as a person says it."""
+    if seconds < 60:
+        return f"{max(seconds, 1):.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
 class ModelVideoWidget(QWidget):
