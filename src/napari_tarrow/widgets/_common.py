@@ -23,9 +23,11 @@ from ._models import ModelPicker
 class LayerChoice(ComboBox):
     """Drop-down of the viewer's layers of one type, kept in sync with the layer list."""
 
-    def __init__(self, viewer: Any, label: str, layer_type: type) -> None:
+    def __init__(
+        self, viewer: Any, label: str, layer_type: type, tooltip: str = ""
+    ) -> None:
         self._viewer, self._type = viewer, layer_type
-        super().__init__(label=label, choices=self._layers)
+        super().__init__(label=label, choices=self._layers, tooltip=tooltip)
         for name in ("inserted", "removed", "reordered"):
             getattr(viewer.layers.events, name).connect(self.reset_choices)
 
@@ -42,7 +44,9 @@ class VideoPicker(Container):
         self.viewer = viewer
         from napari.layers import Image
 
-        self.layer = LayerChoice(viewer, "video layer", Image)
+        self.layer = LayerChoice(
+            viewer, "video layer", Image, "The time-lapse to work on (T, Y, X)."
+        )
         self.time_axis = SpinBox(label="time axis", min=0, max=0, value=0)
         self.time_axis.tooltip = (
             "Which axis of the layer is time; the last two are Y and X, other axes are "

@@ -62,7 +62,11 @@ class ModelPicker(Container):
 
     def __init__(self, store: ModelStore = STORE) -> None:
         self.store = store
-        self.combo = ComboBox(label="model", choices=self._choices)
+        self.combo = ComboBox(
+            label="model",
+            choices=self._choices,
+            tooltip="A TAP model trained or loaded in this session.",
+        )
         self.load_button = PushButton(text="Load model…")
         super().__init__(widgets=[self.combo, self.load_button], labels=True)
         self.load_button.changed.connect(self._ask_folder)

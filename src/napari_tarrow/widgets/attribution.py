@@ -67,11 +67,26 @@ class AttributionWidget(ModelVideoWidget):
 
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__(napari_viewer)
-        self.delta = SpinBox(label="Δt (frames)", min=1, max=1000, value=1)
-        self.mode = RadioButtons(
-            label="frames", choices=[CURRENT, WHOLE], value=CURRENT
+        self.delta = SpinBox(
+            label="Δt (frames)",
+            min=1,
+            max=1000,
+            value=1,
+            tooltip="Frames between the two frames of a pair: map t is the pair (t, t+Δt).",
         )
-        self.top_k = SpinBox(label="top regions per frame", min=0, max=100, value=6)
+        self.mode = RadioButtons(
+            label="frames",
+            choices=[CURRENT, WHOLE],
+            value=CURRENT,
+            tooltip="The pair at the time slider (seconds), or every pair of the video.",
+        )
+        self.top_k = SpinBox(
+            label="top regions per frame",
+            min=0,
+            max=100,
+            value=6,
+            tooltip="Strongest peaks of each map listed in the table and drawn as points (0: none).",
+        )
         self.buttons = RunButtons(self.runner, "Compute attribution")
         form = Container(
             widgets=[

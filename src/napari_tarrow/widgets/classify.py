@@ -44,15 +44,29 @@ class ClassifyWidget(ModelVideoWidget):
 
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__(napari_viewer)
-        self.points = LayerChoice(napari_viewer, "points", Points)
+        self.points = LayerChoice(
+            napari_viewer, "points", Points, "Points layer of the cells to classify."
+        )
         self.new_points = PushButton(text="New points layer")
         self.label = LineEdit(label="class", value="interphase")
         self.label.tooltip = (
             "Class of the points you add next (and of selected points)."
         )
         self.assign = PushButton(text="Set class of selected points")
-        self.delta = SpinBox(label="Δt (frames)", min=1, max=1000, value=1)
-        self.radius = SpinBox(label="radius (pixels)", min=1, max=100, value=6)
+        self.delta = SpinBox(
+            label="Δt (frames)",
+            min=1,
+            max=1000,
+            value=1,
+            tooltip="Features of frame t are paired with frame t+Δt, as in training.",
+        )
+        self.radius = SpinBox(
+            label="radius (pixels)",
+            min=1,
+            max=100,
+            value=6,
+            tooltip="Features are averaged over a disc of this radius around each point: about a nucleus radius.",
+        )
         self.buttons = RunButtons(self.runner, "Train and classify")
         form = Container(
             widgets=[

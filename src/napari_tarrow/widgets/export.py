@@ -53,10 +53,21 @@ class ExportWidget(ModelVideoWidget):
 
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__(napari_viewer)
-        self.path = FileEdit(label="save as", mode="w", filter="*.tif")
-        self.dtype = ComboBox(label="precision", choices=["float16", "float32"])
+        self.path = FileEdit(
+            label="save as",
+            mode="w",
+            filter="*.tif",
+            tooltip="A (T, C, Y, X) TIFF with a .json sidecar; default next to the source file.",
+        )
+        self.dtype = ComboBox(
+            label="precision",
+            choices=["float16", "float32"],
+            tooltip="float16 halves the file and is precise enough for features.",
+        )
         self.preview = CheckBox(
-            text="show the first 3 principal components", value=False
+            text="show the first 3 principal components",
+            value=False,
+            tooltip="Also add the first three principal components of the features as an RGB layer, to see what they separate.",
         )
         self.buttons = RunButtons(self.runner, "Export features")
         form = Container(

@@ -50,26 +50,60 @@ class SegmentWidget(ModelVideoWidget):
 
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__(napari_viewer)
-        self.labels = LayerChoice(napari_viewer, "training labels", Labels)
+        self.labels = LayerChoice(
+            napari_viewer,
+            "training labels",
+            Labels,
+            "Painted labels: 2 on dividing cells, 1 on background, 0 unlabelled.",
+        )
         self.new_labels = PushButton(text="New labels layer to paint")
         self.mode = ComboBox(
             label="model",
+            tooltip="Frozen features train in seconds; fine-tuning adapts the network (slower); the baseline shows what TAP adds.",
             choices=[
                 ("TAP features, frozen (fast)", "frozen"),
                 ("TAP network, fine-tuned", "finetune"),
                 ("raw pixels, from scratch (baseline)", "baseline"),
             ],
         )
-        self.head = ComboBox(label="head", choices=["conv", "linear"])
-        self.delta = SpinBox(label="Δt (frames)", min=1, max=1000, value=1)
-        self.epochs = SpinBox(label="epochs", min=1, max=1000, value=20)
+        self.head = ComboBox(
+            label="head",
+            choices=["conv", "linear"],
+            tooltip="The small model on top of the features: 3x3 convolutions, or a per-pixel linear one.",
+        )
+        self.delta = SpinBox(
+            label="Δt (frames)",
+            min=1,
+            max=1000,
+            value=1,
+            tooltip="Features of frame t are paired with frame t+Δt, as in training.",
+        )
+        self.epochs = SpinBox(
+            label="epochs",
+            min=1,
+            max=1000,
+            value=20,
+            tooltip="Passes over the painted pixels.",
+        )
         self.threshold = FloatSpinBox(
-            label="threshold", min=0.01, max=0.99, step=0.05, value=0.5
+            label="threshold",
+            min=0.01,
+            max=0.99,
+            step=0.05,
+            value=0.5,
+            tooltip="Probability above which a pixel is labelled dividing.",
         )
         self.frames = RadioButtons(
-            label="predict", choices=[CURRENT, WHOLE], value=CURRENT
+            label="predict",
+            choices=[CURRENT, WHOLE],
+            value=CURRENT,
+            tooltip="The frame at the time slider, or every frame.",
         )
-        self.probability = CheckBox(text="also show the probability", value=False)
+        self.probability = CheckBox(
+            text="also show the probability",
+            value=False,
+            tooltip="Add the per-pixel probability as an image layer.",
+        )
         self.buttons = RunButtons(self.runner, "Train and predict")
         form = Container(
             widgets=[

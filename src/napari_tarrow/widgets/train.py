@@ -74,16 +74,54 @@ class TrainWidget(QWidget):
         self.runner = JobRunner(self)
         self.video = VideoPicker(napari_viewer)
         devices = device_choices()
-        self.device = ComboBox(label="device", choices=devices, value=devices[0][1])
-        self.preset = ComboBox(label="preset", choices=list(PRESETS))
-        self.delta = LineEdit(label="Δt (frames)", value="1")
-        self.size = SpinBox(label="crop size", min=16, max=1024, step=8)
-        self.epochs = SpinBox(label="epochs", min=1, max=10_000)
-        self.samples = SpinBox(
-            label="samples per epoch", min=8, max=10_000_000, step=32
+        self.device = ComboBox(
+            label="device",
+            choices=devices,
+            value=devices[0][1],
+            tooltip="Where to train: a GPU if there is one, else the CPU.",
         )
-        self.batch = SpinBox(label="batch size", min=2, max=4096)
-        self.features = SpinBox(label="features", min=2, max=256)
+        self.preset = ComboBox(
+            label="preset",
+            choices=list(PRESETS),
+            tooltip="Starting values of the fields below: fast for a CPU, paper for a GPU.",
+        )
+        self.delta = LineEdit(
+            label="Δt (frames)",
+            value="1",
+            tooltip="Frames between the two frames of a pair, e.g. 1 or 1, 2 (comma-separated).",
+        )
+        self.size = SpinBox(
+            label="crop size",
+            min=16,
+            max=1024,
+            step=8,
+            tooltip="Side of the square training crops (pixels, multiple of 8): a few nuclei across.",
+        )
+        self.epochs = SpinBox(
+            label="epochs",
+            min=1,
+            max=10_000,
+            tooltip="Training passes; the best model so far is kept after each.",
+        )
+        self.samples = SpinBox(
+            label="samples per epoch",
+            min=8,
+            max=10_000_000,
+            step=32,
+            tooltip="Random crop pairs drawn per epoch.",
+        )
+        self.batch = SpinBox(
+            label="batch size",
+            min=2,
+            max=4096,
+            tooltip="Crop pairs per training step; smaller needs less memory.",
+        )
+        self.features = SpinBox(
+            label="features",
+            min=2,
+            max=256,
+            tooltip="Channels of the dense features the network learns (exported and used downstream).",
+        )
         self.start_from = ComboBox(label="start from", choices=self._start_choices)
         self.start_from.tooltip = (
             "Fine-tune a trained or loaded model on this video (keeping its "
