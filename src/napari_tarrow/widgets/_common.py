@@ -12,12 +12,29 @@ from magicgui.widgets import (
     PushButton,
     SpinBox,
 )
-from qtpy.QtWidgets import QWidget
+from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
 from ..data.video import Video
 from ._jobs import JobRunner
 from ._layers import layer_data, video_from_layer
 from ._models import ModelPicker
+
+
+def scrolled_layout(widget: QWidget) -> QVBoxLayout:
+    """Return the layout for ``widget``'s contents, inside a scroll area filling it.
+
+    napari's docks do not scroll: without this, five docked widgets made the window
+    2705 px tall, and the lower buttons were off a laptop screen.
+    """
+    scroll = QScrollArea(widget)
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    inner = QWidget()
+    scroll.setWidget(inner)
+    outer = QVBoxLayout(widget)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(scroll)
+    return QVBoxLayout(inner)
 
 
 class LayerChoice(ComboBox):

@@ -20,7 +20,6 @@ from qtpy.QtWidgets import (
     QAbstractItemView,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
 )
 
 from ..attribution import attribute
@@ -29,7 +28,7 @@ from ..errors import TarrowError, VideoError
 from ..events import Event, FrameDone
 from ..model import TapModel
 from ..regions import top_regions
-from ._common import ModelVideoWidget, RunButtons
+from ._common import ModelVideoWidget, RunButtons, scrolled_layout
 from ._layers import DiskFrames, add_or_update, result_name, spatial_transform
 
 CURRENT, WHOLE = "current frame", "whole video"
@@ -104,7 +103,7 @@ class AttributionWidget(ModelVideoWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setToolTip("Click a row to go to that region.")
         self.table.cellClicked.connect(self.go_to_row)
-        layout = QVBoxLayout(self)
+        layout = scrolled_layout(self)
         layout.addWidget(form.native)
         layout.addWidget(self.table)
         self.buttons.run.changed.connect(self.start)

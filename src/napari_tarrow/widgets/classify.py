@@ -15,14 +15,13 @@ import numpy as np
 from magicgui.widgets import Container, LineEdit, PushButton, SpinBox
 from napari.layers import Points
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QVBoxLayout
 
 from ..data.video import Video
 from ..downstream.classify import CellStateClassifier
 from ..downstream.relay import relay
 from ..errors import TarrowError
 from ..events import Done, Event
-from ._common import LayerChoice, ModelVideoWidget, RunButtons
+from ._common import LayerChoice, ModelVideoWidget, RunButtons, scrolled_layout
 from ._layers import result_name, spatial_transform
 
 CLASS = "class"
@@ -74,7 +73,7 @@ class ClassifyWidget(ModelVideoWidget):
                 self.assign, self.delta, self.radius, self.buttons,
             ]
         )  # fmt: skip
-        QVBoxLayout(self).addWidget(form.native)
+        scrolled_layout(self).addWidget(form.native)
         self.new_points.changed.connect(self.add_points_layer)
         self.label.changed.connect(self._set_default)
         self.assign.changed.connect(self.assign_selected)

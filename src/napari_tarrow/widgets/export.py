@@ -9,7 +9,6 @@ from typing import Any
 import tifffile
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QVBoxLayout
 
 from ..data.video import Video
 from ..errors import TarrowError
@@ -17,7 +16,7 @@ from ..events import Done, Event
 from ..features import export_features
 from ..model import TapModel
 from ..projection import principal_components_rgb
-from ._common import ModelVideoWidget, RunButtons
+from ._common import ModelVideoWidget, RunButtons, scrolled_layout
 from ._layers import add_or_update, result_name, spatial_transform
 
 
@@ -80,7 +79,7 @@ class ExportWidget(ModelVideoWidget):
                 self.buttons,
             ]
         )
-        QVBoxLayout(self).addWidget(form.native)
+        scrolled_layout(self).addWidget(form.native)
         self.video.layer.changed.connect(self._suggest_path)
         self._suggest_path()
         self.buttons.run.changed.connect(self.start)

@@ -22,14 +22,13 @@ from magicgui.widgets import (
 )
 from napari.layers import Labels
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QVBoxLayout
 
 from ..data.video import Video
 from ..downstream import DIVIDING, DivisionSegmenter, SegmentationConfig
 from ..downstream.relay import relay
 from ..errors import TarrowError
 from ..events import Done, Event
-from ._common import LayerChoice, ModelVideoWidget, RunButtons
+from ._common import LayerChoice, ModelVideoWidget, RunButtons, scrolled_layout
 from ._layers import add_or_update, result_name, spatial_transform
 
 CURRENT, WHOLE = "current frame", "whole video"
@@ -112,7 +111,7 @@ class SegmentWidget(ModelVideoWidget):
                 self.buttons,
             ]
         )  # fmt: skip
-        QVBoxLayout(self).addWidget(form.native)
+        scrolled_layout(self).addWidget(form.native)
         self.new_labels.changed.connect(self.add_labels_layer)
         self.buttons.run.changed.connect(self.start)
         self.segmenter: DivisionSegmenter | None = None

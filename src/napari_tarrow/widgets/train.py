@@ -16,7 +16,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QWidget
 
 from ..config import PRESETS as CONFIG_PRESETS
 from ..config import TapConfig
@@ -24,7 +24,7 @@ from ..errors import ConfigError, TarrowError
 from ..events import Checkpoint, Event, Metrics, Progress
 from ..model import CONFIG
 from ..train import METRICS, fine_tuning_config, train
-from ._common import RunButtons, VideoPicker
+from ._common import RunButtons, VideoPicker, scrolled_layout
 from ._jobs import JobRunner
 from ._models import STORE, device_choices
 from ._plot import MetricsPlot
@@ -142,7 +142,7 @@ class TrainWidget(QWidget):
             ]
         )  # fmt: skip
         self.plot = MetricsPlot()
-        layout = QVBoxLayout(self)
+        layout = scrolled_layout(self)
         layout.addWidget(form.native)
         layout.addWidget(self.plot)
         self.form = form
