@@ -116,14 +116,30 @@ def test_existing_model_folder_is_never_overwritten(viewer, tiny_model_dir, mess
 
 
 @pytest.mark.parametrize(
+    ("data", "kwargs"),
+    [(np.zeros((32, 32)), {}), (np.zeros((4, 32, 32, 3), np.uint8), {"rgb": True})],
+    ids=["2d", "rgb"],
+)
+def test_2d_and_rgb_layers_are_not_offered_and_the_message_says_why(
+    make_napari_viewer, messages, data, kwargs
+):
+    viewer = make_napari_viewer()
+    viewer.add_image(data, name="not a video", **kwargs)
+    w = TrainWidget(viewer)
+    assert viewer.layers["not a video"] not in w.video.layer.choices
+    assert w.video.layer.value is None
+    w.buttons.run.clicked.emit()
+    errors = [text for kind, text in messages if kind == "show_error"]
+    assert len(errors) == 1 and "2D and RGB layers are not listed" in errors[0]
+
+
+@pytest.mark.parametrize(
     ("data", "kwargs", "expected"),
     [
-        (np.zeros((32, 32)), {}, "single 2D image"),
-        (np.zeros((4, 32, 32, 3), np.uint8), {"rgb": True}, "is RGB"),
         (np.zeros((1, 64, 64), np.float32), {}, "single frame"),
         (np.full((6, 64, 64), np.nan, np.float32), {}, "NaN"),
     ],
-    ids=["2d", "rgb", "too-few-frames", "nan"],
+    ids=["too-few-frames", "nan"],
 )
 def test_bad_video_gives_a_message_and_stays_idle(
     viewer, qtbot, tmp_path, messages, data, kwargs, expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from magicgui.widgets import (
@@ -38,20 +39,32 @@ def scrolled_layout(widget: QWidget) -> QVBoxLayout:
 
 
 class LayerChoice(ComboBox):
-    """Drop-down of the viewer's layers of one type, kept in sync with the layer list."""
+    """Drop-down of the viewer's layers of one type (and ``accept``-ed), kept in sync."""
 
     def __init__(
-        self, viewer: Any, label: str, layer_type: type, tooltip: str = ""
+        self,
+        viewer: Any,
+        label: str,
+        layer_type: type,
+        tooltip: str = "",
+        accept: Callable[[Any], bool] = lambda layer: True,
     ) -> None:
-        self._viewer, self._type = viewer, layer_type
+        self._viewer, self._type, self._accept = viewer, layer_type, accept
         super().__init__(label=label, choices=self._layers, tooltip=tooltip)
         for name in ("inserted", "removed", "reordered"):
             getattr(viewer.layers.events, name).connect(self.reset_choices)
 
     def _layers(self, _widget: object = None) -> list[tuple[str, Any]]:
         return [
-            (la.name, la) for la in self._viewer.layers if isinstance(la, self._type)
+            (la.name, la)
+            for la in self._viewer.layers
+            if isinstance(la, self._type) and self._accept(la)
         ]
+
+
+def can_be_video(layer: Any) -> bool:
+    """Whether an image layer can be a time-lapse: one channel, at least (T, Y, X)."""
+    return not getattr(layer, "rgb", False) and layer.ndim >= 3
 
 
 class VideoPicker(Container):
@@ -62,7 +75,11 @@ class VideoPicker(Container):
         from napari.layers import Image
 
         self.layer = LayerChoice(
-            viewer, "video layer", Image, "The time-lapse to work on (T, Y, X)."
+            viewer,
+            "video layer",
+            Image,
+            "The time-lapse to work on (T, Y, X); 2D and RGB layers are not listed.",
+            can_be_video,
         )
         self.time_axis = SpinBox(label="time axis", min=0, max=0, value=0)
         self.time_axis.tooltip = (

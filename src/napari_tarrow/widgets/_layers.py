@@ -109,7 +109,9 @@ def video_from_layer(
     """
     if layer is None:
         raise VideoError(
-            "No image layer chosen: open a time-lapse (File > Open) and pick it."
+            "No time-lapse layer chosen: open one (File > Open) and pick it. 2D and RGB "
+            "layers are not listed: merge 2D frames with right-click > Merge to Stack, "
+            "split an RGB layer with right-click > Split RGB."
         )
     if getattr(layer, "rgb", False):
         raise VideoError(
