@@ -207,6 +207,7 @@ def plot(rows: list[dict], controls: dict, path: Path, title: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     fig, axes = plt.subplots(3, 2, figsize=(10, 10), sharex="col")
     colours = {
@@ -242,6 +243,7 @@ def plot(rows: list[dict], controls: dict, path: Path, title: str) -> None:
             ]
         )
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap
     axes[0, 0].legend(fontsize=8)
     axes[2, 0].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
