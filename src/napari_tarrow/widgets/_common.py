@@ -62,6 +62,13 @@ class LayerChoice(ComboBox):
         ]
 
 
+def delta_box(
+    tooltip: str = "Features of frame t are paired with frame t+Δt, as in training.",
+) -> SpinBox:
+    """Return the Δt (frames) field of the widgets that run a model on frame pairs."""
+    return SpinBox(label="Δt (frames)", min=1, max=1000, value=1, tooltip=tooltip)
+
+
 def can_be_video(layer: Any) -> bool:
     """Whether an image layer can be a time-lapse: one channel, at least (T, Y, X)."""
     return not getattr(layer, "rgb", False) and layer.ndim >= 3

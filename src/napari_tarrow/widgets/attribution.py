@@ -28,7 +28,7 @@ from ..errors import TarrowError, VideoError
 from ..events import Event, FrameDone
 from ..model import TapModel
 from ..regions import top_regions
-from ._common import ModelVideoWidget, RunButtons, scrolled_layout
+from ._common import ModelVideoWidget, RunButtons, delta_box, scrolled_layout
 from ._layers import DiskFrames, add_or_update, result_name, spatial_transform
 
 CURRENT, WHOLE = "current frame", "whole video"
@@ -66,12 +66,8 @@ class AttributionWidget(ModelVideoWidget):
 
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__(napari_viewer)
-        self.delta = SpinBox(
-            label="Δt (frames)",
-            min=1,
-            max=1000,
-            value=1,
-            tooltip="Frames between the two frames of a pair: map t is the pair (t, t+Δt).",
+        self.delta = delta_box(
+            "Frames between the two frames of a pair: map t is the pair (t, t+Δt)."
         )
         self.mode = RadioButtons(
             label="frames",

@@ -21,7 +21,13 @@ from ..downstream.classify import CellStateClassifier
 from ..downstream.relay import relay
 from ..errors import TarrowError
 from ..events import Done, Event
-from ._common import LayerChoice, ModelVideoWidget, RunButtons, scrolled_layout
+from ._common import (
+    LayerChoice,
+    ModelVideoWidget,
+    RunButtons,
+    delta_box,
+    scrolled_layout,
+)
 from ._layers import result_name, spatial_transform
 
 CLASS = "class"
@@ -52,13 +58,7 @@ class ClassifyWidget(ModelVideoWidget):
             "Class of the points you add next (and of selected points)."
         )
         self.assign = PushButton(text="Set class of selected points")
-        self.delta = SpinBox(
-            label="Δt (frames)",
-            min=1,
-            max=1000,
-            value=1,
-            tooltip="Features of frame t are paired with frame t+Δt, as in training.",
-        )
+        self.delta = delta_box()
         self.radius = SpinBox(
             label="radius (pixels)",
             min=1,

@@ -28,7 +28,13 @@ from ..downstream import DIVIDING, DivisionSegmenter, SegmentationConfig
 from ..downstream.relay import relay
 from ..errors import TarrowError
 from ..events import Done, Event
-from ._common import LayerChoice, ModelVideoWidget, RunButtons, scrolled_layout
+from ._common import (
+    LayerChoice,
+    ModelVideoWidget,
+    RunButtons,
+    delta_box,
+    scrolled_layout,
+)
 from ._layers import add_or_update, result_name, spatial_transform
 
 CURRENT, WHOLE = "current frame", "whole video"
@@ -70,13 +76,7 @@ class SegmentWidget(ModelVideoWidget):
             choices=["conv", "linear"],
             tooltip="The small model on top of the features: 3x3 convolutions, or a per-pixel linear one.",
         )
-        self.delta = SpinBox(
-            label="Δt (frames)",
-            min=1,
-            max=1000,
-            value=1,
-            tooltip="Features of frame t are paired with frame t+Δt, as in training.",
-        )
+        self.delta = delta_box()
         self.epochs = SpinBox(
             label="epochs",
             min=1,
