@@ -68,7 +68,8 @@ def test_training_runs_to_completion_and_plots(viewer, qtbot, tmp_path, messages
     assert w.buttons.run.enabled and not w.buttons.stop.enabled
     assert [kind for kind, _ in messages] == ["show_info"], messages
     assert STORE.models["model"].folder == tmp_path / "model"
-    assert w.out.value != tmp_path / "model"  # the next run goes to a new folder
+    assert w.out.value != tmp_path / "model"  # the next run goes to a new folder,
+    assert w.out.value.parent == tmp_path  # beside the one the user chose
 
 
 def test_stop_returns_to_idle_and_leaves_a_loadable_model(viewer, qtbot, tmp_path):

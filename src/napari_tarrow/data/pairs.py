@@ -79,7 +79,8 @@ class PairSampler:
             names = ", ".join(v.name for v in videos)
             raise VideoError(
                 f"no frame pairs with delta {list(deltas)} inside the time interval "
-                f"{interval} of {names}; use more frames, a smaller delta or a wider split."
+                f"{interval} of {names}; use more frames or a smaller Δt (command line: "
+                "also a wider --split-train / --split-val)."
             )
         need = sum(len(np.unique(p)) * v.frame_nbytes for v, p in found) // self.k**2
         budget = (

@@ -72,7 +72,7 @@ class Video:
             )
         if n < 2:
             raise VideoError(
-                f"{name} has a single frame; TAP needs a time-lapse with at least 2 frames."
+                f"'{name}' has a single frame; TAP needs a time-lapse with at least 2 frames."
             )
 
     @property

@@ -39,9 +39,10 @@ PRESETS: dict[str, TapConfig] = {
 }
 
 
-def default_model_folder(layer_name: str) -> Path:
-    """Return a new folder under ~/napari-tarrow/models named after the layer."""
-    base = Path.home() / "napari-tarrow" / "models" / _safe(layer_name)
+def default_model_folder(layer_name: str, parent: Path | None = None) -> Path:
+    """Return a new folder named after the layer, in ``parent`` or ~/napari-tarrow/models."""
+    root = parent if parent is not None else Path.home() / "napari-tarrow" / "models"
+    base = root / _safe(layer_name)
     folder, k = base, 2
     while (folder / CONFIG).exists():
         folder, k = base.with_name(f"{base.name}-{k}"), k + 1
@@ -181,8 +182,10 @@ class TrainWidget(QWidget):
         self._apply_start()  # a model to fine-tune keeps its own feature count
 
     def _suggest_folder(self, _value: object = None) -> None:
-        layer = self.video.layer.value
-        self.out.value = default_model_folder(layer.name if layer else "video")
+        """Propose a new model folder beside the current one (the user's choice stays)."""
+        layer, current = self.video.layer.value, str(self.out.value or "")
+        parent = Path(current).parent if current not in ("", ".") else None
+        self.out.value = default_model_folder(layer.name if layer else "video", parent)
 
     def config(self) -> TapConfig:
         """Return the run's configuration: the preset with the form's values.
