@@ -88,7 +88,7 @@ def test_a_killed_training_resumes_exactly_as_if_never_killed(
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     start = torch.load(killed / "resume.pt", weights_only=True)["epoch"]
-    assert 1 <= start < epochs, "the run ended before it was killed"
+    assert 0 < start < epochs, "the run ended before it was killed"
     with open(killed / "metrics.jsonl", "a") as f:  # killed while logging the next
         f.write('{"epoch": 99, "loss"')
 
@@ -111,7 +111,7 @@ def test_sigterm_stops_training_as_cleanly_as_ctrl_c(tmp_path, video_tif) -> Non
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
     assert "stopped early" in stdout and "Traceback" not in stderr
-    assert 1 <= len(_metrics(out)) < 1000
+    assert 0 < len(_metrics(out)) < 1000  # stopped after some epochs, not all
     TapModel.from_folder(out)
     assert not lock_path(out).exists()
 
