@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -93,32 +95,45 @@ def test_new_files_follow_the_umask(tmp_path, small_video, umask) -> None:
     assert set(modes.values()) == {0o666 & ~umask}, modes
 
 
-@pytest.fixture
-def size_limit():
-    """Set the file size limit of this process (as ``ulimit -f``) for a test."""
+@contextlib.contextmanager
+def size_limit(nbytes: int) -> Iterator[None]:
+    """Limit the file size of this process (as ``ulimit -f``) inside the block only.
+
+    The limit covers every file of the process, pytest's own log too: a report
+    written while it holds (at a fixture's teardown, say) fails once that log is
+    longer than the limit, as CI's is.
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    yield lambda n: resource.setrlimit(resource.RLIMIT_FSIZE, (n, hard))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
-def test_a_write_past_the_size_limit_keeps_the_previous_file(
-    tmp_path, size_limit
-) -> None:
+def test_a_write_past_the_size_limit_keeps_the_previous_file(tmp_path) -> None:
     out = tmp_path / "out.bin"
     out.write_bytes(b"previous")
-    size_limit(10_000)  # Python ignores SIGXFSZ: the write fails with EFBIG
-    with pytest.raises(DiskFullError) as e, atomic_output(out) as tmp:
+    log = tmp_path / "metrics.jsonl"
+    log.write_text("x" * 9_990)
+    # Python ignores SIGXFSZ: a write past the limit fails with EFBIG
+    with (
+        size_limit(10_000),
+        pytest.raises(DiskFullError) as e,
+        atomic_output(out) as tmp,
+    ):
         tmp.write_bytes(b"x" * 20_000)
     message = str(e.value)
     assert str(out) in message and "file size limit" in message
     assert "\n" not in message
     assert out.read_bytes() == b"previous"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]  # no .part left
-    with pytest.raises(DiskFullError, match=r"needs about 20\.0 kB"):
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.jsonl", "out.bin"]
+    with (
+        size_limit(10_000),
+        pytest.raises(DiskFullError, match=r"needs about 20\.0 kB"),
+    ):
         write_text(out, "y" * 20_000)  # a known size is refused before writing
-    log = tmp_path / "metrics.jsonl"
-    log.write_text("x" * 9_990)
-    with pytest.raises(DiskFullError, match=r"metrics\.jsonl"):
+    with size_limit(10_000), pytest.raises(DiskFullError, match=r"metrics\.jsonl"):
         append_line(log, "y" * 100)
 
 
