@@ -20,7 +20,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from .atomic import write_bytes
 from .config import TapConfig
-from .device import resolve_device
+from .device import amp_choice, resolve_device
 from .errors import ConfigError, ModelFolderError
 from .nn.tapnet import TapNet
 
@@ -38,12 +38,26 @@ class TapModel:
     config : TapConfig
     net : TapNet, optional
         Built fresh from ``config.model`` when omitted.
+
+    Attributes
+    ----------
+    amp : bool or None
+        Precision of feature export: bf16 autocast (True), fp32 (False), or None
+        (the default) for bf16 where the device computes it natively, as in
+        training (:func:`napari_tarrow.device.amp_choice`). Grad-CAM and the
+        downstream models always compute z in fp32.
     """
 
     def __init__(self, config: TapConfig, net: TapNet | None = None) -> None:
         self.config = config
         self.net = net if net is not None else TapNet(config.model)
         self.folder: Path | None = None
+        self.amp: bool | None = None
+
+    @property
+    def inference_amp(self) -> bool:
+        """Whether feature export runs in bf16 autocast on this device."""
+        return amp_choice(self.amp, self.device)
 
     @property
     def device(self) -> torch.device:
