@@ -2,6 +2,9 @@
 
     python benchmarks/inference.py --device cpu --size 1024 --frames 3 [--no-allocator-tuning]
 
+Ours runs in fp32 and in bf16 autocast (the default where the device computes bf16
+natively; ``--precision default`` runs that one only), the naive baseline in fp32.
+
 The naive Grad-CAM runs the whole network on each pair with gradients and
 back-propagates through the U-Net (as the reference implementation does); ours
 computes z once per frame without gradients and back-propagates through the head
@@ -26,7 +29,7 @@ from napari_tarrow import features
 from napari_tarrow.attribution import attribute, cam_from_gradients
 from napari_tarrow.config import TapConfig
 from napari_tarrow.data.video import Video
-from napari_tarrow.device import resolve_device
+from napari_tarrow.device import amp_choice, autocast, resolve_device
 from napari_tarrow.events import drain
 from napari_tarrow.features import export_features
 from napari_tarrow.model import TapModel
@@ -42,6 +45,9 @@ def naive_gradcam(model: TapModel, f0: np.ndarray, f1: np.ndarray) -> torch.Tens
     logits = net.head(z[None])[0]
     (logits[0] - logits[1]).backward()  # the log-odds of the forward order
     return cam_from_gradients(z.grad.sum((-2, -1))[None], z.detach()[None])[0]
+
+
+PRECISION = {False: "fp32", True: "bf16"}
 
 
 def timed(fn, dev):
@@ -65,10 +71,17 @@ def main() -> None:
         action="store_true",
         help="keep glibc's defaults (CPU jobs tune it; the setting is process-wide)",
     )
+    p.add_argument(
+        "--precision",
+        choices=("both", "default"),
+        default="both",
+        help="ours in fp32 and bf16 autocast (both), or in this device's default only",
+    )
     a = p.parse_args()
     if a.no_allocator_tuning:
         features.tune_cpu_allocator = lambda: False
     dev = resolve_device(a.device)
+    precisions = (False, True) if a.precision == "both" else (amp_choice(None, dev),)
     torch.manual_seed(0)
     model = TapModel(TapConfig()).to(dev)
     model.net.eval()
@@ -79,27 +92,43 @@ def main() -> None:
     video = Video(sim.video)
 
     small = Video(sim.video[:2, :256, :256])  # also the warm-up
-    ours = next(e.data for e in attribute(model, small) if hasattr(e, "data"))
     ref = naive_gradcam(reference, small.frame(0), small.frame(1))
     ref = ref.detach().cpu().numpy()
-    corr = np.corrcoef(ours.ravel(), ref.ravel())[0, 1]
+    maps = {}
+    for amp in precisions:
+        model.amp = amp
+        maps[amp] = next(e.data for e in attribute(model, small) if hasattr(e, "data"))
 
-    def bare() -> None:
-        with torch.inference_mode():
+    def bare(amp: bool) -> None:
+        with torch.inference_mode(), autocast(dev, amp):
             for i in range(len(video)):
                 x = torch.as_tensor(video.frame(i), device=dev)[None, None]
                 model.net.features(x.contiguous(memory_format=torch.channels_last))
 
+    def with_amp(amp: bool, job):
+        def run():
+            model.amp = amp
+            return job()
+
+        return run
+
     jobs = {
-        "attribution (ours)": lambda: drain(attribute(model, video, tile=a.tile)),
         "attribution (naive)": lambda: naive_gradcam(
             reference, video.frame(0), video.frame(1)
-        ),
-        "bare forward": bare,
-        "feature export": lambda: drain(
-            export_features(model, video, Path(d) / "f.tif", tile=a.tile)
-        ),
+        )
     }
+    for amp in precisions:
+        p = PRECISION[amp]
+        jobs[f"attribution, {p}"] = with_amp(
+            amp, lambda: drain(attribute(model, video, tile=a.tile))
+        )
+        jobs[f"bare forward, {p}"] = lambda amp=amp: bare(amp)
+        jobs[f"feature export, {p}"] = with_amp(
+            amp,
+            lambda: drain(
+                export_features(model, video, Path(d) / "f.tif", tile=a.tile)
+            ),
+        )
     times: dict[str, list[float]] = {k: [] for k in jobs}
     with tempfile.TemporaryDirectory() as d:
         for _ in range(a.rounds):
@@ -107,24 +136,42 @@ def main() -> None:
                 (Path(d) / "f.tif").unlink(missing_ok=True)
                 times[k].append(timed(job, dev)[0])
     n_pairs = len(video) - 1
-    t_ours = min(times["attribution (ours)"]) / n_pairs
-    t_naive = min(times["attribution (naive)"])
-    t_bare = min(times["bare forward"]) / len(video)
-    t_exp = min(times["feature export"]) / len(video)
+    per = {
+        k: min(v) / (1 if "naive" in k else n_pairs if "attr" in k else len(video))
+        for k, v in times.items()
+    }
     name = device_name(dev)
     print(
         f"# inference on {name}, torch {torch.__version__}, frames {a.size}x{a.size}, "
         f"{a.frames} frames, tile {a.tile or 'auto'}, "
-        f"allocator {'glibc defaults' if a.no_allocator_tuning else 'tuned on the CPU'}"
+        f"allocator {'glibc defaults' if a.no_allocator_tuning else 'tuned on the CPU'}, "
+        f"default precision here: {PRECISION[amp_choice(None, dev)]}"
     )
-    print(f"maps agree with naive Grad-CAM (256x256): correlation {corr:.5f}")
-    print(f"{'job':<28} {'s/pair or frame':>16} {'frames/s':>9}")
-    print(f"{'attribution (ours)':<28} {t_ours:>16.3f} {1 / t_ours:>9.2f}")
-    print(f"{'attribution (naive, 1 pass)':<28} {t_naive:>16.3f} {1 / t_naive:>9.2f}")
-    print(f"{'speed-up per pair':<28} {t_naive / t_ours:>16.1f}x")
-    print(f"{'bare forward, whole frames':<28} {t_bare:>16.3f} {1 / t_bare:>9.2f}")
-    print(f"{'feature export':<28} {t_exp:>16.3f} {1 / t_exp:>9.2f}")
-    print(f"{'export / bare forward':<28} {t_exp / t_bare:>16.2f}x")
+    print(
+        "maps (256x256) against the naive Grad-CAM in fp32: correlation "
+        + ", ".join(f"{PRECISION[k]} {corrcoef(m, ref):.5f}" for k, m in maps.items())
+    )
+    if len(maps) == 2:
+        print(
+            f"bf16 maps against fp32 maps: correlation {corrcoef(maps[True], maps[False]):.5f}"
+        )
+    print(f"{'job':<28} {'s/pair or frame':>16} {'per s':>7} {'ratio':>8}")
+    naive = per["attribution (naive)"]
+    for k, t in per.items():
+        if k.startswith("attribution"):
+            ratio = f"{naive / t:.1f}x" if "naive" not in k else ""
+        else:
+            bare_t = per["bare forward, " + k.rsplit(", ", 1)[1]]
+            ratio = f"{t / bare_t:.2f}" if k.startswith("feature") else ""
+        print(f"{k:<28} {t:>16.3f} {1 / t:>7.2f} {ratio:>8}")
+    print(
+        "ratio: naive time / ours for attribution (speed-up per pair); export / bare "
+        "forward in the same precision"
+    )
+
+
+def corrcoef(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
 
 
 if __name__ == "__main__":
