@@ -111,7 +111,7 @@ def video_features(
     for i in range(n):
         if stop():
             break
-        z = frame_features(model, video.frame(i), side, model.inference_amp, dtype)
+        z = frame_features(model, video.frame(i), side, model.export_amp, dtype)
         yield FrameDone(i, z.cpu().numpy())
         yield Progress("features", i + 1, n, tile_info(side))
     yield Done(n)
@@ -153,7 +153,7 @@ def export_features(
             "axes": "TCYX",
             "shape": list(shape),
             "dtype": dtype,
-            "computed_in": "bf16 autocast" if model.inference_amp else "fp32",
+            "computed_in": "bf16 autocast" if model.export_amp else "fp32",
             "input": source or video.name,
             "frame_numbers": video.times.tolist(),
             "model": str(model.folder),

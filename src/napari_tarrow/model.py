@@ -55,7 +55,7 @@ class TapModel:
         self.amp: bool | None = None
 
     @property
-    def inference_amp(self) -> bool:
+    def export_amp(self) -> bool:
         """Whether feature export runs in bf16 autocast on this device."""
         return amp_choice(self.amp, self.device)
 
