@@ -40,7 +40,7 @@ def tiny_model_dir(
     """A model folder trained for a few steps (weights are not meaningful).
 
     fp32 on every CPU: with bf16 (chosen where the CPU has it) the weights differ, and
-    the downstream fine-tuning test, which starts from them, reached F1 0.36, not 0.6.
+    the downstream fine-tuning test, which starts from them, reached F1 0.36 (it needs > 0.5).
     """
     from napari_tarrow.config import DataConfig, ModelConfig, TapConfig, TrainConfig
     from napari_tarrow.data.video import Video

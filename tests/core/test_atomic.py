@@ -99,9 +99,9 @@ def test_new_files_follow_the_umask(tmp_path, small_video, umask) -> None:
 def size_limit(nbytes: int) -> Iterator[None]:
     """Limit the file size of this process (as ``ulimit -f``) inside the block only.
 
-    The limit covers every file of the process, pytest's own log too: a report
-    written while it holds (at a fixture's teardown, say) fails once that log is
-    longer than the limit, as CI's is.
+    The limit covers every file of the process, pytest's own log too: the progress
+    report pytest writes after a test (before fixture teardown) fails while it holds
+    once that log is longer than the limit, as CI's is.
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, hard))
