@@ -25,9 +25,10 @@ from .errors import ConfigError, ModelFolderError
 from .nn.tapnet import TapNet
 
 CONFIG = "config.json"
+METRICS = "metrics.jsonl"
 WEIGHTS = {"best": "weights_best.safetensors", "last": "weights_last.safetensors"}
 
-__all__ = ["CONFIG", "WEIGHTS", "TapModel"]
+__all__ = ["CONFIG", "METRICS", "WEIGHTS", "TapModel"]
 
 
 class TapModel:

@@ -38,12 +38,11 @@ from .distributed import Group, is_main_process, process_group
 from .errors import ConfigError, ModelFolderError, VideoError
 from .events import Checkpoint, Done, Event, Metrics, Progress
 from .lock import FolderLock
-from .model import CONFIG, TapModel
+from .model import CONFIG, METRICS, TapModel
 from .nn.losses import tap_loss
 
 log = logging.getLogger(__name__)
 RESUME = "resume.pt"
-METRICS = "metrics.jsonl"
 #: Below this many validation pairs, the "best" epoch is chosen mostly by noise.
 FEW_VALIDATION_PAIRS = 3
 

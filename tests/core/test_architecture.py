@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("network", ("nn",)),
-    ("model", ("model", "reference_model")),
+    ("model", ("model", "reference_model", "model_card")),
     (
         "jobs",
         ("data", "train", "features", "attribution", "evaluate", "downstream"),

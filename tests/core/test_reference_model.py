@@ -24,6 +24,7 @@ from napari_tarrow.config import ModelConfig, TapConfig
 from napari_tarrow.errors import ConfigError, ModelFolderError
 from napari_tarrow.features import frame_features
 from napari_tarrow.model import TapModel
+from napari_tarrow.model_card import model_card
 from napari_tarrow.nn.tapnet import TapNet
 from napari_tarrow.reference_model import is_reference_folder
 from napari_tarrow.tiling import tile_grid
@@ -200,6 +201,7 @@ def test_reference_folder_reproduces_the_model(ours, ref_state, ref_dir) -> None
     m = TapModel.from_folder(ref_dir)
     assert not m.net.training and m.folder == ref_dir
     assert m.config.model == REF_CONFIG
+    assert model_card(m).summary().endswith(": no training record (trained elsewhere)")
     assert (m.config.data.delta, m.config.data.size) == ((2,), 48)
     torch.manual_seed(3)
     bright = torch.tensor([1.0, 4.0]).view(1, 2, 1, 1)  # frames the head tells apart

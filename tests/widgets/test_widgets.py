@@ -67,7 +67,11 @@ def test_training_runs_to_completion_and_plots(viewer, qtbot, tmp_path, messages
     assert len(w.plot.series["val_acc"]) == 2
     assert w.buttons.run.enabled and not w.buttons.stop.enabled
     assert [kind for kind, _ in messages] == ["show_info"], messages
-    assert STORE.models["model"].folder == tmp_path / "model"
+    name = f"{tmp_path.name}/model"  # a folder named "model" is shown with its parent
+    assert STORE.models[name].folder == tmp_path / "model"
+    card = AttributionWidget(viewer).model.card.value
+    assert card.startswith(f"{name}: 2 epochs, 64 samples, validation accuracy 0.")
+    assert card.endswith("Warning: near-untrained: 64 samples seen; train longer")
     assert w.out.value != tmp_path / "model"  # the next run goes to a new folder,
     assert w.out.value.parent == tmp_path  # beside the one the user chose
 

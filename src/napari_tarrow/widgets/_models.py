@@ -5,17 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from magicgui.widgets import ComboBox, Container, PushButton
+from magicgui.widgets import ComboBox, Container, Label, PushButton
 from napari.utils.notifications import show_error, show_info
 from psygnal import Signal
 from qtpy.QtWidgets import QFileDialog
 
 from ..errors import TarrowError
 from ..model import TapModel
+from ..model_card import display_name, model_card
 
 
 class ModelStore:
-    """Models by display name (the folder's name, made unique); emits ``changed``."""
+    """Models by display name (:func:`display_name`, made unique); emits ``changed``."""
 
     changed = Signal()
 
@@ -28,7 +29,7 @@ class ModelStore:
         for name, other in list(self.models.items()):
             if folder is not None and other.folder and Path(other.folder) == folder:
                 del self.models[name]
-        base = folder.name if folder else "untitled model"
+        base = display_name(folder)
         name, k = base, 2
         while name in self.models:
             name, k = f"{base} ({k})", k + 1
@@ -58,7 +59,7 @@ def device_choices() -> list[tuple[str, str]]:
 
 
 class ModelPicker(Container):
-    """A model drop-down fed by :data:`STORE`, with a "Load model…" button."""
+    """A model drop-down fed by :data:`STORE`, the chosen model's card, a "Load model…" button."""
 
     def __init__(self, store: ModelStore = STORE) -> None:
         self.store = store
@@ -67,9 +68,13 @@ class ModelPicker(Container):
             choices=self._choices,
             tooltip="A TAP model trained or loaded in this session.",
         )
+        self.card = Label(label="", tooltip="How long the chosen model trained.")
         self.load_button = PushButton(text="Load model…")
-        super().__init__(widgets=[self.combo, self.load_button], labels=True)
+        super().__init__(widgets=[self.combo, self.card, self.load_button], labels=True)
         self.load_button.changed.connect(self._ask_folder)
+        self.combo.changed.connect(self._show_card)
+        self.card.native.setWordWrap(True)
+        self._show_card()
         refresh = self._refresh
         store.changed.connect(refresh)  # until Qt deletes the widget, not longer
         self.native.destroyed.connect(lambda: store.changed.disconnect(refresh))
@@ -81,6 +86,15 @@ class ModelPicker(Container):
         self.combo.reset_choices()
         if self.store.models:
             self.combo.value = list(self.store.models)[-1]
+        self._show_card()
+
+    def _show_card(self, _value: object = None) -> None:
+        """Show the chosen model's card under the drop-down, a warning in orange."""
+        model = self.model
+        card = model_card(model, self.combo.value) if model is not None else None
+        self.card.value = card.summary() if card else "no model yet"
+        style = "color: orange" if card and card.warning else ""
+        self.card.native.setStyleSheet(style)
 
     @property
     def model(self) -> TapModel | None:
