@@ -142,7 +142,7 @@ def test_attribution_of_a_long_lazy_video_is_kept_on_disk(
     viewer.dims.set_point(0, 150)  # napari reads the frame on screen from the file
     shown = np.asarray(maps.data[150])
     assert shown.shape == shape[1:] and shown.max() > 0
-    assert maps.contrast_limits[1] >= shown.max()
+    assert 0 < maps.contrast_limits[1] <= w._maps.peak
     assert not np.asarray(maps.data[199]).any()  # the last frame has no pair
     assert len(w.rows) == 199 and w.table.rowCount() == 199  # shown at the end
 

@@ -198,9 +198,17 @@ def test_attribution_current_frame_then_whole_video(viewer, qtbot, loaded_model)
     assert [t for t in range(8) if maps.data[t].any()] == list(range(7))
     assert set(points.features["frame"]) == set(range(7))
     assert len(viewer.layers) == 3
+    # contrast from the maps' own 99.5th percentiles: one hot pixel does not dim the rest
+    bright = max(np.percentile(maps.data[t], 99.5) for t in range(7))
+    assert maps.contrast_limits[1] == pytest.approx(bright, rel=1e-5)
+    assert bright < max(maps.data[t].max() for t in range(7))
 
     row = 4
     w.go_to_row(row)
+    yellow, cyan = [1.0, 1.0, 0.0, 1.0], [0.0, 1.0, 1.0, 1.0]
+    assert points.border_color[row].tolist() == yellow  # the chosen region stands out
+    others = np.delete(points.border_color, row, axis=0)
+    assert len(others) and (others == cyan).all()
     t, y, x = points.data[row]
     assert viewer.dims.point[0] == pytest.approx(t * 2.0)
     assert tuple(getattr(viewer, "scene", viewer).camera.center[-2:]) == pytest.approx(

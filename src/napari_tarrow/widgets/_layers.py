@@ -53,7 +53,7 @@ class DiskFrames:
         self._frame_bytes = self.dtype.itemsize * int(np.prod(self.shape[1:]))
         self._file = tempfile.TemporaryFile(prefix="napari-tarrow-")  # noqa: SIM115
         self._file.truncate(self._frame_bytes * self.shape[0])
-        self._peaks: dict[int, float] = {}
+        self._peaks: dict[int, tuple[float, float]] = {}  # (99.5th percentile, max)
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -61,13 +61,25 @@ class DiskFrames:
     @property
     def peak(self) -> float:
         """Largest value written (0 when nothing was)."""
-        return max(self._peaks.values(), default=0.0)
+        return max((p[1] for p in self._peaks.values()), default=0.0)
+
+    @property
+    def bright(self) -> float:
+        """Largest per-frame 99.5th percentile written: a contrast limit for every map.
+
+        One frame's peak as the limit would leave the other maps faint.
+        """
+        return max((p[0] for p in self._peaks.values()), default=0.0)
 
     def __setitem__(self, t: int, frame: np.ndarray) -> None:
         frame = np.ascontiguousarray(frame, self.dtype).reshape(self.shape[1:])
         self._file.seek(int(t) * self._frame_bytes)
         self._file.write(frame.tobytes())
-        self._peaks[int(t)] = float(frame.max(initial=0.0))
+        if frame.size:
+            self._peaks[int(t)] = (
+                float(np.percentile(frame, 99.5)),
+                float(frame.max()),
+            )
 
     def frame(self, t: int) -> np.ndarray:
         """Frame ``t`` (Y, X), read from the file."""

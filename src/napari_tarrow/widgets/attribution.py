@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from magicgui.widgets import Container, RadioButtons, SpinBox
+from napari.utils.colormaps.standardize_color import transform_color as to_rgba_array
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -33,6 +34,7 @@ from ._layers import DiskFrames, add_or_update, result_name, spatial_transform
 
 CURRENT, WHOLE = "current frame", "whole video"
 SHOW_EVERY = 0.5  # seconds between layer updates while maps arrive
+REGION_COLOR, CHOSEN_COLOR = "cyan", "yellow"  # region outlines; the table's choice
 
 
 def pair_at(video: Video, t: int, delta: int) -> np.ndarray:
@@ -167,18 +169,21 @@ class AttributionWidget(ModelVideoWidget):
         self._shown = time.monotonic()
         layer = self._source
         geo = spatial_transform(layer, self.video.time_axis.value)
-        peak = self._maps.peak if self._maps is not None else 0.0
+        bright = self._maps.bright if self._maps is not None else 0.0
+        if bright <= 0:  # maps zero nearly everywhere: their peak, else any limit
+            bright = self._maps.peak if self._maps is not None else 0.0
         maps = add_or_update(
             self.viewer, "image", result_name(layer, "attribution"), self._maps,
             colormap="inferno", blending="additive", opacity=0.8, **geo,
         )  # fmt: skip
-        maps.contrast_limits = (0.0, peak if peak > 0 else 1.0)
+        maps.contrast_limits = (0.0, bright if bright > 0 else 1.0)
         maps.refresh()
         add_or_update(
             self.viewer, "points", result_name(layer, "top regions"), self.rows[:, :3],
             features={"frame": self.rows[:, 0].astype(int), "score": self.rows[:, 3]},
             size=max(8.0, min(layer.data.shape[-2:]) / 16), face_color="transparent",
-            border_color="cyan", border_width=0.1, out_of_slice_display=False, **geo,
+            border_color=REGION_COLOR, border_width=0.1, out_of_slice_display=False,
+            **geo,
         )  # fmt: skip
         self.viewer.layers.selection.active = layer
         self._fill_table()
@@ -199,4 +204,7 @@ class AttributionWidget(ModelVideoWidget):
             self.viewer, "scene", self.viewer
         ).camera  # napari >= 0.9: scene
         camera.center = tuple(world[1:])
+        colors = np.tile(to_rgba_array(REGION_COLOR), (len(layer.data), 1))
+        colors[row] = to_rgba_array(CHOSEN_COLOR)[0]
+        layer.border_color = colors  # the chosen region stands out, in any mode
         layer.selected_data = {row}
