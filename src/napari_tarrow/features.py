@@ -117,6 +117,11 @@ def video_features(
     yield Done(n)
 
 
+def features_shape(model: TapModel, video: Video) -> tuple[int, int, int, int]:
+    """Shape (T, C, Y, X) of the exported features: full resolution, C = model features."""
+    return (len(video), model.config.model.features, *video.shape[1:])
+
+
 def export_features(
     model: TapModel,
     video: Video,
@@ -134,7 +139,7 @@ def export_features(
     if dtype not in ("float16", "float32"):
         raise ConfigError(f"dtype={dtype!r} is invalid: use float16 or float32.")
     check_output(path)
-    shape = (len(video), model.config.model.features, *video.shape[1:])
+    shape = features_shape(model, video)
     frames = video_features(model, video, tile, stop, getattr(torch, dtype))
     with tiff_stream(path, shape, dtype, "TCYX") as write:
         with writes_in_background(write) as put:  # the file overlaps the compute

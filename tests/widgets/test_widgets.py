@@ -235,6 +235,31 @@ def test_export_writes_tiff_sidecar_and_principal_components(
     assert messages[-1][0] == "show_info"
 
 
+def test_export_shows_its_size_and_asks_before_a_big_one(
+    viewer, qtbot, tmp_path, loaded_model, monkeypatch
+):
+    from napari_tarrow.widgets import export
+
+    w = ExportWidget(viewer)
+    w.path.value = tmp_path / "features.tif"
+    assert w.size.value.startswith(
+        "about 524.3 kB (8 frames x 8 features x 64x64, float16)"
+    )
+    assert w.size.value.endswith(" free there")
+    w.dtype.value = "float32"
+    assert w.size.value.startswith("about 1.0 MB (8 frames")
+    asked = []
+    monkeypatch.setattr(export, "CONFIRM_BYTES", 1_000_000)
+    monkeypatch.setattr(w, "confirm", lambda q: asked.append(q) or False)
+    w.buttons.run.clicked.emit()  # above the threshold, declined: nothing starts
+    assert w.runner.state == "idle" and not (tmp_path / "features.tif").exists()
+    assert len(asked) == 1 and "will take about 1.0 MB" in asked[0]
+    monkeypatch.setattr(w, "confirm", lambda q: asked.append(q) or True)
+    w.buttons.run.clicked.emit()
+    wait_idle(qtbot, w.runner)
+    assert tifffile.imread(tmp_path / "features.tif").dtype == np.float32
+
+
 def test_a_second_start_while_running_is_refused(
     viewer, qtbot, tmp_path, loaded_model, messages
 ):
