@@ -309,10 +309,19 @@ def test_time_axis_of_a_4d_layer(viewer, qtbot, loaded_model):
     )  # (T, C, Y, X)
     w = AttributionWidget(viewer)
     w.video.layer.value = viewer.layers["tcyx"]
-    assert not w.video.time_axis.native.isHidden() and w.video.time_axis.max == 1
+    assert not w.video.time_axis.native.isHidden()
+    # the sliders as napari labels them, with their lengths
+    assert list(w.video.time_axis.choices) == [0, 1]
+    texts = [w.video.time_axis.native.itemText(i) for i in range(2)]
+    assert texts == ["-4 (8 steps)", "-3 (2 steps)"]
     assert w.video.video().shape == video.shape
     w.video.time_axis.value = 1
     assert w.video.video().shape == (2, 64, 64)
+    viewer.dims.axis_labels = ("c", "t", "y", "x")  # an axis named t is chosen
+    assert w.video.time_axis.value == 1
+    assert w.video.time_axis.native.itemText(1) == "t (2 steps)"
+    w.video.layer.value = viewer.layers["cells"]  # T, Y, X: nothing to choose
+    assert w.video.time_axis.native.isHidden() and w.video.time_axis.value == 0
 
 
 def test_sample_data_and_writer(make_napari_viewer, tmp_path):

@@ -88,20 +88,32 @@ class VideoPicker(Container):
             "The time-lapse to work on (T, Y, X); 2D and RGB layers are not listed.",
             can_be_video,
         )
-        self.time_axis = SpinBox(label="time axis", min=0, max=0, value=0)
-        self.time_axis.tooltip = (
-            "Which axis of the layer is time; the last two are Y and X, other axes are "
-            "taken at the viewer's current position."
+        self.time_axis = ComboBox(
+            label="time axis",
+            choices=self._axes,
+            tooltip="Which slider of the viewer is time (named as napari names it); the "
+            "last two axes are Y and X, other axes are taken at the sliders' position.",
         )
         super().__init__(widgets=[self.layer, self.time_axis], labels=True)
         self.layer.changed.connect(self._layer_changed)
+        viewer.dims.events.axis_labels.connect(self._layer_changed)
         self._layer_changed()
 
-    def _layer_changed(self, _value: object = None) -> None:
+    def _axes(self, _widget: object = None) -> list[tuple[str, int]]:
+        """(napari's label of the slider, e.g. "-4", and its length; layer axis) per axis."""
         layer = self.layer.value
-        n = layer_data(layer).ndim if layer is not None else 3
-        self.time_axis.max = max(0, n - 3)
-        self.time_axis.visible = n > 3
+        if layer is None:
+            return [("", 0)]
+        shape = layer_data(layer).shape
+        labels = self.viewer.dims.axis_labels[-len(shape) :]
+        return [(f"{labels[i]} ({shape[i]} steps)", i) for i in range(len(shape) - 2)]
+
+    def _layer_changed(self, _value: object = None) -> None:
+        self.time_axis.reset_choices()
+        axes = self._axes()
+        named = [i for text, i in axes if text.split(" ")[0].lower() in ("t", "time")]
+        self.time_axis.value = named[0] if named else 0
+        self.time_axis.visible = len(axes) > 1
 
     def current_frame(self) -> int:
         """Return the video frame (index along the time axis) at the viewer's time slider."""
