@@ -30,6 +30,7 @@ are computed tile by tile exactly, with bounded memory.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -39,7 +40,7 @@ import torch
 from . import __version__
 from .data.video import Video
 from .errors import Cancelled, VideoError
-from .events import Done, Event, FrameDone, Progress
+from .events import Checkpoint, Done, Event, FrameDone, Progress
 from .export import check_output, tiff_stream, write_sidecar
 from .features import DEFAULT_TILE, auto_tile, frame_features
 from .model import TapModel
@@ -139,6 +140,61 @@ def attribute(
         for f in [f for f in cache if f < keep_from]:  # pairs are sorted by first frame
             del cache[f]
     yield Done(pairs)
+
+
+#: Share of the training time that live previews may take (the train widget's).
+PREVIEW_BUDGET = 0.1
+
+
+def pair_at(video: Video, t: int, delta: int) -> np.ndarray:
+    """Return the pair (t, t+Δt), or (t-Δt, t) at the end of the video, as a (1, 2) array."""
+    pairs = video.pairs(delta)
+    for column in (0, 1):
+        hit = pairs[pairs[:, column] == t]
+        if len(hit):
+            return hit[:1]
+    raise VideoError(
+        f"Frame {t} of {video.name} has no partner {delta} frames before or after; "
+        "move the time slider or use a smaller Δt."
+    )
+
+
+def with_previews(
+    job: Iterator[Event],
+    video: Video,
+    frame: Callable[[], int],
+    delta: int = 1,
+    device: str = "cpu",
+    stop: Callable[[], bool] = lambda: False,
+    budget: float = PREVIEW_BUDGET,
+) -> Iterator[Event]:
+    """Pass a training job's events on, saved epochs followed by a Grad-CAM preview.
+
+    After a ``Checkpoint(kind="last")`` the weights just saved are loaded and the map
+    of the pair at frame ``frame()`` (read then, so it may follow a slider; clamped to
+    the video) is computed, as ``FrameDone(the pair's first frame, (cam, seconds))``.
+    The first epoch always gets one; later previews are skipped while they would take
+    more than ``budget`` of the training time so far. Training is untouched: it keeps
+    its own network and random generator.
+    """
+    trained = spent = last_cost = 0.0
+    clock = time.perf_counter()
+    for event in job:
+        yield event
+        if not (isinstance(event, Checkpoint) and event.kind == "last") or stop():
+            continue
+        now = time.perf_counter()
+        trained, clock = trained + now - clock, now
+        if spent + last_cost > budget * trained and spent > 0:
+            continue
+        model = TapModel.from_folder(event.path, device=device, which="last")
+        pairs = pair_at(video, min(max(int(frame()), 0), len(video) - 1), delta)
+        for ev in attribute(model, video, delta, pairs=pairs):
+            if isinstance(ev, FrameDone):
+                cam = ev.data
+        clock, last_cost = time.perf_counter(), time.perf_counter() - now
+        spent += last_cost
+        yield FrameDone(int(pairs[0, 0]), (cam, last_cost))
 
 
 def attribution_maps(

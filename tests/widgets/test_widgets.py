@@ -76,6 +76,24 @@ def test_training_runs_to_completion_and_plots(viewer, qtbot, tmp_path, messages
     assert w.out.value.parent == tmp_path  # beside the one the user chose
 
 
+def test_training_previews_the_map_of_the_frame_under_the_slider(
+    viewer, qtbot, tmp_path
+):
+    w = TrainWidget(viewer)
+    tiny_settings(w, tmp_path / "run")
+    w.preview_budget = float("inf")  # every epoch: tiny epochs cost less than a map
+    viewer.dims.set_point(0, 3 * GEOMETRY["scale"][0])  # frame 3 of the video
+    w.buttons.run.clicked.emit()
+    viewer.dims.set_point(0, 5 * GEOMETRY["scale"][0])  # moved while training
+    wait_idle(qtbot, w.runner)
+    maps = viewer.layers["cells attribution preview"]
+    assert maps.data.shape == viewer.layers["cells"].data.shape
+    assert tuple(maps.scale) == GEOMETRY["scale"] and maps.blending == "additive"
+    assert [t for t in range(8) if maps.data[t].any()] == [5]  # the newest map only
+    assert w.preview_info.value.startswith("preview: map of frame 5 after epoch 2 (")
+    assert maps.contrast_limits[1] > 0
+
+
 def test_stop_returns_to_idle_and_leaves_a_loadable_model(viewer, qtbot, tmp_path):
     w = TrainWidget(viewer)
     tiny_settings(w, tmp_path / "model", epochs=1000)

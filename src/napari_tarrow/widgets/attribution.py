@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
     QTableWidgetItem,
 )
 
-from ..attribution import attribute
+from ..attribution import attribute, pair_at
 from ..data.video import Video
 from ..errors import TarrowError, VideoError
 from ..events import Event, FrameDone
@@ -35,19 +35,6 @@ from ._layers import DiskFrames, add_or_update, result_name, spatial_transform
 CURRENT, WHOLE = "current frame", "whole video"
 SHOW_EVERY = 0.5  # seconds between layer updates while maps arrive
 REGION_COLOR, CHOSEN_COLOR = "cyan", "yellow"  # region outlines; the table's choice
-
-
-def pair_at(video: Video, t: int, delta: int) -> np.ndarray:
-    """Return the pair (t, t+Δt), or (t-Δt, t) at the end of the video, as a (1, 2) array."""
-    pairs = video.pairs(delta)
-    for column in (0, 1):
-        hit = pairs[pairs[:, column] == t]
-        if len(hit):
-            return hit[:1]
-    raise VideoError(
-        f"Frame {t} of {video.name} has no partner {delta} frames before or after; "
-        "move the time slider or use a smaller Δt."
-    )
 
 
 def attribution_job(

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from magicgui.widgets import (
+    CheckBox,
     ComboBox,
     Container,
     FileEdit,
+    Label,
     LineEdit,
     PushButton,
     SpinBox,
@@ -18,14 +20,16 @@ from magicgui.widgets import (
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QFileDialog, QWidget
 
+from ..attribution import PREVIEW_BUDGET, with_previews
 from ..config import PRESETS as CONFIG_PRESETS
 from ..config import TapConfig
 from ..errors import ConfigError, TarrowError
-from ..events import Checkpoint, Event, Metrics, Progress
+from ..events import Checkpoint, Event, FrameDone, Metrics, Progress
 from ..model import CONFIG
 from ..train import METRICS, fine_tuning_config, train
 from ._common import RunButtons, VideoPicker, scrolled_layout
 from ._jobs import JobRunner
+from ._layers import DiskFrames, add_or_update, result_name, spatial_transform
 from ._models import STORE, device_choices
 from ._plot import MetricsPlot
 
@@ -132,14 +136,22 @@ class TrainWidget(QWidget):
         self.out.tooltip = (
             "A new folder for the model; an existing model is never overwritten."
         )
+        self.preview = CheckBox(
+            text="live attribution preview",
+            value=True,
+            tooltip="After each epoch, the Grad-CAM map of the frame under the time "
+            "slider with the weights so far, in '<layer> attribution preview'.",
+        )
+        self.preview_info = Label(
+            value="", tooltip="The last preview: frame, epoch, cost."
+        )
         self.buttons = RunButtons(self.runner, "Start training")
         self.load_button = PushButton(text="Load model…")
         form = Container(
             widgets=[
                 self.video, self.preset, self.delta, self.size, self.epochs, self.samples,
                 self.batch, self.features, self.start_from, self.device, self.out,
-                self.buttons,
-                self.load_button,
+                self.preview, self.preview_info, self.buttons, self.load_button,
             ]
         )  # fmt: skip
         self.plot = MetricsPlot()
@@ -157,6 +169,13 @@ class TrainWidget(QWidget):
         self.buttons.run.changed.connect(self.start)
         self.load_button.changed.connect(self._ask_folder)
         self.start_from.changed.connect(self._apply_start)
+        self.viewer.dims.events.current_step.connect(self._follow_slider)
+        self._preview: DiskFrames | None = None
+        self._preview_frame = 0  # the frame to preview, read by the worker
+        self._previewed: int | None = None  # the frame that shows a map
+        self._epoch = 0
+        self._source: Any = None
+        self.preview_budget = PREVIEW_BUDGET  # share of the training time
         refresh = self.start_from.reset_choices
         STORE.changed.connect(refresh)
         self.destroyed.connect(lambda: STORE.changed.disconnect(refresh))
@@ -225,15 +244,53 @@ class TrainWidget(QWidget):
             return
         self.plot.clear()
         device = self.device.value
-        self.runner.start(
-            lambda stop: train(config, [video], out, device=device, stop=stop),
-            on_event=self._on_event,
-            on_done=self._on_done,
+        if self.preview.value:
+            self._source, self._epoch = self.video.layer.value, 0
+            self._preview, self._previewed = DiskFrames(video.shape), None
+            self._follow_slider()
+            delta, budget = config.data.delta[0], self.preview_budget
+
+            def job(stop):
+                training = train(config, [video], out, device=device, stop=stop)
+                frame = lambda: self._preview_frame  # noqa: E731
+                return with_previews(
+                    training, video, frame, delta, device, stop, budget
+                )
+        else:
+
+            def job(stop):
+                return train(config, [video], out, device=device, stop=stop)
+
+        self.runner.start(job, on_event=self._on_event, on_done=self._on_done)
+
+    def _follow_slider(self, _event: object = None) -> None:
+        """Remember the frame under the time slider, the next preview's frame."""
+        if self.video.layer.value is not None:
+            self._preview_frame = self.video.current_frame()
+
+    def _show_preview(self, t: int, cam: Any, seconds: float) -> None:
+        """Put the newest map at frame ``t`` of the preview layer; older ones go."""
+        if self._previewed is not None and self._previewed != t:
+            self._preview[self._previewed] = cam * 0
+        self._preview[t], self._previewed = cam, t
+        layer = add_or_update(
+            self.viewer, "image", result_name(self._source, "attribution preview"),
+            self._preview, colormap="inferno", blending="additive", opacity=0.8,
+            **spatial_transform(self._source, self.video.time_axis.value),
+        )  # fmt: skip
+        limit = self._preview.bright or self._preview.peak
+        layer.contrast_limits = (0.0, limit if limit > 0 else 1.0)
+        layer.refresh()
+        self.preview_info.value = (
+            f"preview: map of frame {t} after epoch {self._epoch} ({seconds:.1f} s)"
         )
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, Metrics):
+            self._epoch = event.epoch + 1
             self.plot.add(event.epoch + 1, event.values)
+        elif isinstance(event, FrameDone) and self._preview is not None:
+            self._show_preview(event.index, *event.data)
         elif isinstance(event, Checkpoint) and event.kind == "best":
             self.buttons.status.value = f"running; best model saved in {event.path}"
         elif isinstance(event, Progress) and event.info:
