@@ -35,7 +35,7 @@ from .data.pairs import PairSampler
 from .data.video import Video
 from .device import amp_choice, autocast, resolve_device, tune_cpu_allocator
 from .distributed import Group, is_main_process, process_group
-from .errors import ConfigError, ModelFolderError, VideoError
+from .errors import Cancelled, ConfigError, ModelFolderError, VideoError
 from .events import Checkpoint, Done, Event, Metrics, Progress
 from .lock import FolderLock
 from .model import CONFIG, METRICS, TapModel
@@ -178,6 +178,42 @@ def _train(
             yield Checkpoint(str(out / RESUME), "resume")
     group.barrier()  # rank 0 has written the model before the others read it
     yield Done(TapModel.from_folder(out, device=str(dev)))
+
+
+def estimate_time(
+    config: TapConfig,
+    videos: Sequence[Video],
+    device: str = "auto",
+    steps: int = 3,
+    stop: Callable[[], bool] = lambda: False,
+) -> Iterator[Event]:
+    """Time ``steps`` training steps (after one warm-up) and extrapolate to the run.
+
+    Yields Progress per step and ``Done(seconds)``: the steps of every epoch, plus
+    validation counted as a third of a step per batch (a forward pass only). Nothing
+    is written; the network is a fresh one of the configured size.
+    """
+    dev = resolve_device(device)
+    tc = config.train
+    sampler = PairSampler(
+        videos, config.data.delta, config.data.split_train, config.data.size, dev,
+        augment=config.data.augment, subsample=config.model.subsample,
+    )  # fmt: skip
+    net = TapModel(config).to(dev).net.train()
+    opt, amp = optimizer(net, tc, dev), amp_choice(tc.amp, dev)
+    gen = torch.Generator(device=dev).manual_seed(tc.seed)
+    for step in range(steps + 1):
+        if stop():
+            raise Cancelled("time estimate stopped")
+        if step == 1:  # the warm-up step (allocations, kernel choice) is not timed
+            start = time.perf_counter()
+        train_step(net, opt, *sampler.sample(tc.batch_size, gen), tc, amp)
+        yield Progress("estimate", step + 1, steps + 1)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    per_step = (time.perf_counter() - start) / steps
+    val_steps = math.ceil(tc.val_samples / tc.batch_size) / 3
+    yield Done(per_step * tc.epochs * (tc.steps_per_epoch + val_steps))
 
 
 def fine_tuning_config(config: TapConfig, start: TapModel) -> TapConfig:

@@ -408,3 +408,15 @@ def test_deleted_widgets_stop_listening_to_the_model_store(viewer, tiny_model_di
     STORE.load(
         tiny_model_dir, device="cpu"
     )  # raised "wrapped C/C++ object ... deleted"
+
+
+def test_the_time_estimate_times_a_few_steps(viewer, qtbot, tmp_path):
+    w = TrainWidget(viewer)
+    tiny_settings(w, tmp_path / "run", epochs=30)
+    w.estimate.clicked.emit()
+    wait_idle(qtbot, w.runner)
+    text = w.estimate_info.value
+    assert text.startswith("about ") and text.endswith(
+        " on cpu for 30 epochs of 32 samples (from 3 timed steps)"
+    )
+    assert not (tmp_path / "run").exists()  # nothing written

@@ -96,7 +96,9 @@ class VideoPicker(Container):
         )
         super().__init__(widgets=[self.layer, self.time_axis], labels=True)
         self.layer.changed.connect(self._layer_changed)
-        viewer.dims.events.axis_labels.connect(self._layer_changed)
+        changed, labels = self._layer_changed, viewer.dims.events.axis_labels
+        labels.connect(changed)
+        self.native.destroyed.connect(lambda: labels.disconnect(changed))
         self._layer_changed()
 
     def _axes(self, _widget: object = None) -> list[tuple[str, int]]:

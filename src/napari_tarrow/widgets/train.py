@@ -26,8 +26,8 @@ from ..config import TapConfig
 from ..errors import ConfigError, TarrowError
 from ..events import Checkpoint, Event, FrameDone, Metrics, Progress
 from ..model import CONFIG
-from ..train import METRICS, fine_tuning_config, train
-from ._common import RunButtons, VideoPicker, scrolled_layout
+from ..train import METRICS, estimate_time, fine_tuning_config, train
+from ._common import RunButtons, VideoPicker, scrolled_layout, time_left
 from ._jobs import JobRunner
 from ._layers import DiskFrames, add_or_update, result_name, spatial_transform
 from ._models import STORE, device_choices
@@ -145,13 +145,19 @@ class TrainWidget(QWidget):
         self.preview_info = Label(
             value="", tooltip="The last preview: frame, epoch, cost."
         )
+        self.estimate = PushButton(text="Estimate time")
+        self.estimate.tooltip = (
+            "Time a few training steps on this machine and say how long the run takes."
+        )
+        self.estimate_info = Label(value="", tooltip="The estimated training time.")
         self.buttons = RunButtons(self.runner, "Start training")
         self.load_button = PushButton(text="Load model…")
         form = Container(
             widgets=[
                 self.video, self.preset, self.delta, self.size, self.epochs, self.samples,
                 self.batch, self.features, self.start_from, self.device, self.out,
-                self.preview, self.preview_info, self.buttons, self.load_button,
+                self.preview, self.preview_info, self.estimate, self.estimate_info,
+                self.buttons, self.load_button,
             ]
         )  # fmt: skip
         self.plot = MetricsPlot()
@@ -167,11 +173,14 @@ class TrainWidget(QWidget):
         self.video.layer.changed.connect(self._suggest_folder)
         self._suggest_folder()
         self.buttons.run.changed.connect(self.start)
+        self.estimate.changed.connect(self.start_estimate)
         self.load_button.changed.connect(self._ask_folder)
         self.start_from.changed.connect(self._apply_start)
-        self.viewer.dims.events.current_step.connect(self._follow_slider)
+        follow, steps = self._follow_slider, self.viewer.dims.events.current_step
+        steps.connect(follow)
+        self.destroyed.connect(lambda: steps.disconnect(follow))
         self._preview: DiskFrames | None = None
-        self._preview_frame = 0  # the frame to preview, read by the worker
+        self._preview_frame = [0]  # the frame to preview, read by the worker (no self)
         self._previewed: int | None = None  # the frame that shows a map
         self._epoch = 0
         self._source: Any = None
@@ -249,10 +258,11 @@ class TrainWidget(QWidget):
             self._preview, self._previewed = DiskFrames(video.shape), None
             self._follow_slider()
             delta, budget = config.data.delta[0], self.preview_budget
+            slider = self._preview_frame
 
             def job(stop):
                 training = train(config, [video], out, device=device, stop=stop)
-                frame = lambda: self._preview_frame  # noqa: E731
+                frame = lambda: slider[0]  # noqa: E731
                 return with_previews(
                     training, video, frame, delta, device, stop, budget
                 )
@@ -263,10 +273,32 @@ class TrainWidget(QWidget):
 
         self.runner.start(job, on_event=self._on_event, on_done=self._on_done)
 
+    def start_estimate(self) -> None:
+        """Time a few steps of the run as set up, in a worker thread; show the result."""
+        try:
+            video, config = self.video.video(), self.config()
+        except TarrowError as e:
+            show_error(str(e))
+            return
+        device = self.device.value
+        self.estimate_info.value = "timing a few steps…"
+        self._estimated = (config.train, device)
+        self.runner.start(
+            lambda stop: estimate_time(config, [video], device, stop=stop),
+            on_done=self._show_estimate,
+        )
+
+    def _show_estimate(self, seconds: float) -> None:
+        t, device = self._estimated
+        self.estimate_info.value = (
+            f"about {time_left(seconds)} on {device} for {t.epochs} epochs of "
+            f"{t.samples_per_epoch} samples (from 3 timed steps)"
+        )
+
     def _follow_slider(self, _event: object = None) -> None:
         """Remember the frame under the time slider, the next preview's frame."""
         if self.video.layer.value is not None:
-            self._preview_frame = self.video.current_frame()
+            self._preview_frame[0] = self.video.current_frame()
 
     def _show_preview(self, t: int, cam: Any, seconds: float) -> None:
         """Put the newest map at frame ``t`` of the preview layer; older ones go."""

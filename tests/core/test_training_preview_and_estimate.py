@@ -1,7 +1,8 @@
-"""The live attribution preview of a training: a map per saved epoch, training untouched."""
+"""Around a training: its live attribution preview (training untouched) and its time estimate."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +76,16 @@ def test_previews_stay_within_their_share_of_the_training_time(
 
     assert previews(budget=0.1) == 1  # the first epoch always shows one
     assert previews(budget=float("inf")) == 4
+
+
+def test_the_time_estimate_scales_with_the_run(small_video: np.ndarray) -> None:
+    from napari_tarrow.events import drain
+    from napari_tarrow.train import estimate_time
+
+    video = Video(small_video)
+    short = drain(estimate_time(CONFIG, [video], "cpu"))
+    longer = dataclasses.replace(CONFIG.train, epochs=20 * CONFIG.train.epochs)
+    long = drain(
+        estimate_time(dataclasses.replace(CONFIG, train=longer), [video], "cpu")
+    )
+    assert 0 < short < 60 and 5 < long / short < 80  # 20x the steps, timing noise aside
