@@ -420,3 +420,12 @@ def test_the_time_estimate_times_a_few_steps(viewer, qtbot, tmp_path):
         " on cpu for 30 epochs of 32 samples (from 3 timed steps)"
     )
     assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_how_to_read_the_maps_opens_without_blocking(viewer, qtbot):
+    w = AttributionWidget(viewer)
+    box = w.explain()
+    assert box.isVisible() and not box.isModal()
+    assert "Map t belongs to the pair (t, t+Δt)" in box.text()
+    assert "frame difference" in box.text()
+    box.close()

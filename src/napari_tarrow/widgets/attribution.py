@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-from magicgui.widgets import Container, RadioButtons, SpinBox
+from magicgui.widgets import Container, PushButton, RadioButtons, SpinBox
 from napari.utils.colormaps.standardize_color import transform_color as to_rgba_array
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (
     QAbstractItemView,
+    QMessageBox,
     QTableWidget,
     QTableWidgetItem,
 )
@@ -35,6 +36,20 @@ from ._layers import DiskFrames, add_or_update, result_name, spatial_transform
 CURRENT, WHOLE = "current frame", "whole video"
 SHOW_EVERY = 0.5  # seconds between layer updates while maps arrive
 REGION_COLOR, CHOSEN_COLOR = "cyan", "yellow"  # region outlines; the table's choice
+#: Behind the "How to read the maps" button (the README's section, in short).
+HOW_TO_READ = """\
+<b>Which frame.</b> Map t belongs to the pair (t, t+Δt): a division whose daughters first
+appear at frame t+1 shows on map t, the mother's last frame.<br><br>
+<b>What the value is.</b> Grad-CAM of the log-odds that the pair is in forward order, with
+respect to the dense features. Its unit is arbitrary: compare places and frames of one
+video, not videos. What both frames share cancels.<br><br>
+<b>What chance would give.</b> A bright spot is not yet a division. <tt>napari-tarrow
+evaluate</tt> scores the top regions against ground truth beside an untrained network, the
+plain frame difference and random points; maps that do not beat the frame difference mostly
+show change (moving or growing cells).<br><br>
+<b>How long to train.</b> A model stopped within its first epochs is close to an untrained
+network (its card says so); a few CPU minutes give maps above random points. See the
+README's "How to read the maps" and benchmarks/real_data.md."""
 
 
 def attribution_job(
@@ -72,6 +87,11 @@ class AttributionWidget(ModelVideoWidget):
             tooltip="Strongest peaks of each map listed in the table and drawn as points (0: none).",
         )
         self.buttons = RunButtons(self.runner, "Compute attribution")
+        self.help = PushButton(text="How to read the maps")
+        self.help.tooltip = (
+            "The frame convention, what the value means, what chance gives."
+        )
+        self.help.changed.connect(self.explain)
         form = Container(
             widgets=[
                 self.model,
@@ -80,6 +100,7 @@ class AttributionWidget(ModelVideoWidget):
                 self.mode,
                 self.top_k,
                 self.buttons,
+                self.help,
             ]
         )
         self.table = QTableWidget(0, 4)
@@ -96,6 +117,16 @@ class AttributionWidget(ModelVideoWidget):
         self._maps: DiskFrames | None = None
         self._source: Any = None
         self._shown = 0.0  # when the layers were last updated
+
+    def explain(self) -> QMessageBox:
+        """Show how to read the maps in a window that does not block napari."""
+        box = QMessageBox(
+            QMessageBox.Icon.Information, "How to read the maps", HOW_TO_READ
+        )
+        box.setParent(self, box.windowFlags())
+        box.setModal(False)
+        box.show()
+        return box
 
     def start(self) -> None:
         """Check the inputs, then compute the maps in a worker thread."""
