@@ -68,7 +68,7 @@ def run_widget(epochs: int, out: Path) -> dict[str, float]:
     w.epochs.value, w.samples.value = epochs, c.train.samples_per_epoch
     w.size.value, w.batch.value = c.data.size, c.train.batch_size
     w.out.value = str(out)
-    w.preview.value = False  # the same job as the CLI: previews are extra work (<= 10 %)
+    w.preview.value = False  # the CLI's job: previews are extra work (<= 10 %)
     app = napari.qt.get_qapp()
     times: dict[str, float] = {}
 

@@ -73,3 +73,6 @@ def test_the_core_install_needs_neither_napari_nor_qt_and_has_one_version() -> N
     names = {r.name for r in reqs if r.marker is None}  # extras carry a marker
     assert "torch" in names and not names & {"napari", "magicgui", "qtpy", "PyQt6"}
     assert meta["Version"] == napari_tarrow.__version__
+    urls = dict(u.split(", ", 1) for u in meta.get_all("Project-URL") or [])
+    assert urls["Reference implementation"] == "https://github.com/weigertlab/tarrow"
+    assert urls["Method (paper)"].startswith("https://arxiv.org/abs/")
