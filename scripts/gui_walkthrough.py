@@ -3,7 +3,8 @@
     xvfb-run -s "-screen 0 1600x1000x24" python scripts/gui_walkthrough.py [--out docs/napari-tarrow.png]
 
 Opens the sample data from the plugin's menu entry, docks the three widgets from the
-manifest, trains with the fast CPU preset, computes attribution maps for the whole
+manifest, estimates the training time, trains with the fast CPU preset (with the live
+preview), computes attribution maps for the whole
 video, exports the features with the principal-component view, jumps to the top
 region, and prints how many top regions fall on the simulator's true divisions.
 """
@@ -55,10 +56,17 @@ def main() -> None:
     train_w.out.value = work / "model"
     if a.epochs:
         train_w.epochs.value = a.epochs
+    train_w.estimate.clicked.emit()
+    wait(train_w.runner)
+    print(f"estimate: {train_w.estimate_info.value}")
     train_w.buttons.run.clicked.emit()
     print(f"training ({train_w.preset.value}): {wait(train_w.runner):.0f} s")
     loss = train_w.plot.series.get("val_acc", [])
     print(f"validation accuracy per epoch: {[round(v, 2) for _, v in loss]}")
+    print(f"{train_w.preview_info.value}; model card: {attr_w.model.card.value}")
+    viewer.layers[
+        f"{layer.name} attribution preview"
+    ].visible = False  # the maps follow
 
     attr_w.mode.value = "whole video"
     attr_w.buttons.run.clicked.emit()

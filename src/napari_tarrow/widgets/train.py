@@ -185,6 +185,7 @@ class TrainWidget(QWidget):
         self._epoch = 0
         self._source: Any = None
         self.preview_budget = PREVIEW_BUDGET  # share of the training time
+        self._estimated: tuple[Any, str] | None = None  # (train config, device) timed
         refresh = self.start_from.reset_choices
         STORE.changed.connect(refresh)
         self.destroyed.connect(lambda: STORE.changed.disconnect(refresh))
