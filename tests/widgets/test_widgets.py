@@ -90,7 +90,7 @@ def test_training_previews_the_map_of_the_frame_under_the_slider(
     assert maps.data.shape == viewer.layers["cells"].data.shape
     assert tuple(maps.scale) == GEOMETRY["scale"] and maps.blending == "additive"
     assert [t for t in range(8) if maps.data[t].any()] == [5]  # the newest map only
-    assert w.preview_info.value.startswith("preview: map of frame 5 after epoch 2 (")
+    assert w.preview_info.value.startswith("preview: frame 5, epoch 2 (")
     assert maps.contrast_limits[1] > 0
 
 
@@ -417,7 +417,7 @@ def test_the_time_estimate_times_a_few_steps(viewer, qtbot, tmp_path):
     wait_idle(qtbot, w.runner)
     text = w.estimate_info.value
     assert text.startswith("about ") and text.endswith(
-        " on cpu for 30 epochs of 32 samples (from 3 timed steps)"
+        " on cpu (30 epochs x 32 samples; 3 steps timed)"
     )
     assert not (tmp_path / "run").exists()  # nothing written
 

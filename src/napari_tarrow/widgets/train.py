@@ -150,6 +150,8 @@ class TrainWidget(QWidget):
             "Time a few training steps on this machine and say how long the run takes."
         )
         self.estimate_info = Label(value="", tooltip="The estimated training time.")
+        for label in (self.preview_info, self.estimate_info):
+            label.native.setWordWrap(True)  # long lines must not widen the dock
         self.buttons = RunButtons(self.runner, "Start training")
         self.load_button = PushButton(text="Load model…")
         form = Container(
@@ -292,8 +294,8 @@ class TrainWidget(QWidget):
     def _show_estimate(self, seconds: float) -> None:
         t, device = self._estimated
         self.estimate_info.value = (
-            f"about {time_left(seconds)} on {device} for {t.epochs} epochs of "
-            f"{t.samples_per_epoch} samples (from 3 timed steps)"
+            f"about {time_left(seconds)} on {device} ({t.epochs} epochs x "
+            f"{t.samples_per_epoch} samples; 3 steps timed)"
         )
 
     def _follow_slider(self, _event: object = None) -> None:
@@ -315,7 +317,7 @@ class TrainWidget(QWidget):
         layer.contrast_limits = (0.0, limit if limit > 0 else 1.0)
         layer.refresh()
         self.preview_info.value = (
-            f"preview: map of frame {t} after epoch {self._epoch} ({seconds:.1f} s)"
+            f"preview: frame {t}, epoch {self._epoch} ({seconds:.1f} s)"
         )
 
     def _on_event(self, event: Event) -> None:
