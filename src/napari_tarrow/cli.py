@@ -122,6 +122,7 @@ TRAIN_OPTIONS: dict[str, tuple[str, str]] = {
     "split_train": ("data", "split_train"),
     "split_val": ("data", "split_val"),
     "augment": ("data", "augment"),
+    "foreground": ("data", "foreground"),
     "features": ("model", "features"),
     "unet_channels": ("model", "unet_channels"),
     "subsample": ("model", "subsample"),
@@ -445,6 +446,13 @@ def build_parser() -> argparse.ArgumentParser:
     option("--split-train", "training time interval (fractions)", **span)
     option("--split-val", "validation time interval (fractions)", **span)
     option("--augment", "the paper's augmentations", action=BOOL)
+    option(
+        "--foreground",
+        "draw crops where at least this fraction of pixels is foreground (Otsu), "
+        "for sparse cells; 0 draws them anywhere",
+        type=float,
+        metavar="FRACTION",
+    )
     option(
         "--amp",
         "bf16 mixed precision; default: where the device computes it natively "

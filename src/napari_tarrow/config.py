@@ -19,7 +19,7 @@ from typing import Any
 from .atomic import write_text
 from .errors import ConfigError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 PADDING_MODES = ("zeros", "replicate")
 
 
@@ -50,6 +50,10 @@ class DataConfig:
         Apply the paper's augmentations to training pairs.
     percentiles : (float, float)
         Per-frame normalisation: these percentiles map to 0 and 1.
+    foreground : float
+        Crops are drawn where at least this fraction of pixels is foreground
+        (above the frame's Otsu threshold), so that sparse cells, not empty
+        background, fill the batches; 0 draws crops uniformly.
     """
 
     delta: tuple[int, ...] = (1,)
@@ -58,6 +62,7 @@ class DataConfig:
     split_val: tuple[float, float] = (0.9, 1.0)
     augment: bool = True
     percentiles: tuple[float, float] = (1.0, 99.8)
+    foreground: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "delta", tuple(int(d) for d in self.delta))
@@ -84,6 +89,7 @@ class DataConfig:
             self.percentiles,
             "0 <= low < high <= 100",
         )
+        _check(0 <= self.foreground < 1, "foreground", self.foreground, "0 <= f < 1")
 
 
 @dataclass(frozen=True)
@@ -292,9 +298,12 @@ def _migrate(d: dict[str, Any], version: int) -> dict[str, Any]:
     1 -> 2: ``model.subsample`` (1 before), ``train.amp`` may be null (auto) and
     ``train.init_from`` is always written. A version-1 file names its ``amp`` flag
     and omits what it did not have, so the defaults of version 2 read it as trained.
+    2 -> 3: ``data.foreground`` (0 before: crops drawn uniformly).
     """
     if version == 1:
         d = {**d, "model": {"subsample": 1, **d.get("model", {})}}
+    if version <= 2:
+        d = {**d, "data": {"foreground": 0.0, **d.get("data", {})}}
     return d
 
 

@@ -102,15 +102,7 @@ def _train(
     elif dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed crop shapes: time kernels once
     tc = config.train
-    train_s = PairSampler(
-        videos,
-        config.data.delta,
-        config.data.split_train,
-        config.data.size,
-        dev,
-        augment=config.data.augment,
-        subsample=config.model.subsample,
-    )
+    train_s = _sampler(videos, config, config.data.split_train, dev, train=True)
     val_x, val_y = _validation_set(videos, config, dev)
     shard = slice(group.rank, None, group.world_size)  # each rank validates a share
     val_x, val_y = val_x[shard], val_y[shard]
@@ -195,10 +187,7 @@ def estimate_time(
     """
     dev = resolve_device(device)
     tc = config.train
-    sampler = PairSampler(
-        videos, config.data.delta, config.data.split_train, config.data.size, dev,
-        augment=config.data.augment, subsample=config.model.subsample,
-    )  # fmt: skip
+    sampler = _sampler(videos, config, config.data.split_train, dev, train=True)
     net = TapModel(config).to(dev).net.train()
     opt, amp = optimizer(net, tc, dev), amp_choice(tc.amp, dev)
     gen = torch.Generator(device=dev).manual_seed(tc.seed)
@@ -346,12 +335,27 @@ def train_step(
     return loss.detach(), logits.detach()
 
 
+def _sampler(
+    videos: Sequence[Video],
+    config: TapConfig,
+    interval: tuple[float, float],
+    dev: torch.device,
+    train: bool,
+) -> PairSampler:
+    """Build the configured pair sampler of ``interval``; augmented for training only."""
+    d = config.data
+    return PairSampler(
+        videos, d.delta, interval, d.size, dev, augment=train and d.augment,
+        subsample=config.model.subsample, foreground=d.foreground,
+    )  # fmt: skip
+
+
 def _validation_set(videos: Sequence[Video], config: TapConfig, dev: torch.device):
     """Draw the fixed validation pairs (no augmentation) once, with the run's seed."""
-    d, tc, k = config.data, config.train, config.model.subsample
+    d, tc = config.data, config.train
     interval = f"the validation interval {d.split_val[0]:g}-{d.split_val[1]:g} of the time span"
     try:
-        sampler = PairSampler(videos, d.delta, d.split_val, d.size, dev, subsample=k)
+        sampler = _sampler(videos, config, d.split_val, dev, train=False)
     except VideoError:
         warnings.warn(
             f"{interval} holds no frame pairs: validating on the training frames, so "
@@ -360,7 +364,7 @@ def _validation_set(videos: Sequence[Video], config: TapConfig, dev: torch.devic
             ValidationWarning,
             stacklevel=2,
         )
-        sampler = PairSampler(videos, d.delta, d.split_train, d.size, dev, subsample=k)
+        sampler = _sampler(videos, config, d.split_train, dev, train=False)
     else:
         if sampler.n_pairs < FEW_VALIDATION_PAIRS:
             warnings.warn(

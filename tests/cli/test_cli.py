@@ -1,5 +1,6 @@
 """CLI round trip and bad input: in-process ``main()`` for speed, one real subprocess."""
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -388,12 +389,14 @@ def test_train_options_default_to_the_preset(tmp_path, video_tif) -> None:
     model = tmp_path / "fast"
     args = ["-q", "train", str(video_tif), "--out", str(model), "--preset", "fast"]
     small = ["--epochs", "1", "--samples-per-epoch", "32", "--val-samples", "4"]
-    assert main([*args, *small, "--subsample", "2", "--unet-channels", "8"]) == 0
+    chosen = ["--subsample", "2", "--unet-channels", "8", "--foreground", "0.2"]
+    assert main([*args, *small, *chosen]) == 0
     cfg = TapConfig.load(model / "config.json")
     fast = PRESETS["fast"]
     assert (cfg.model.subsample, cfg.model.unet_channels) == (2, 8)
     assert cfg.model.features == fast.model.features  # the rest from the preset
-    assert cfg.data == fast.data and cfg.train.batch_size == fast.train.batch_size
+    assert cfg.data == dataclasses.replace(fast.data, foreground=0.2)
+    assert cfg.train.batch_size == fast.train.batch_size
     assert cfg.train.epochs == 1
 
 

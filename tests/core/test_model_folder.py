@@ -33,17 +33,21 @@ SCHEMA_1 = {  # config.json as napari-tarrow wrote it before subsample and auto 
 }
 
 
-def test_schema_1_configs_migrate_and_future_ones_are_refused(tmp_path) -> None:
+def test_older_configs_migrate_and_future_ones_are_refused(tmp_path) -> None:
     path = tmp_path / "config.json"
     path.write_text(json.dumps(SCHEMA_1))
     old = TapConfig.load(path)
     assert old.model.subsample == 1 and old.train.amp is False  # trained as named
     assert old.train.init_from == "" and old.data.size == 96
+    assert old.data.foreground == 0  # crops were drawn uniformly before schema 3
     written = old.to_dict()
-    assert written["schema_version"] == 2 and written["model"]["subsample"] == 1
+    assert written["schema_version"] == 3 and written["model"]["subsample"] == 1
     assert TapConfig.from_dict(written) == old
-    with pytest.raises(ConfigError, match=r"schema_version=3 .*upgrade"):
-        TapConfig.from_dict({**written, "schema_version": 3})
+    schema_2 = {**written, "schema_version": 2, "data": {**written["data"]}}
+    del schema_2["data"]["foreground"]
+    assert TapConfig.from_dict(schema_2) == old
+    with pytest.raises(ConfigError, match=r"schema_version=4 .*upgrade"):
+        TapConfig.from_dict({**written, "schema_version": 4})
     with pytest.raises(ConfigError, match="amp=1 is invalid"):
         TapConfig.from_dict({**written, "train": {**written["train"], "amp": 1}})
 

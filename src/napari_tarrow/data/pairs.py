@@ -7,6 +7,11 @@ at once, without host synchronisation. Otherwise (videos larger than memory)
 each batch reads a few pairs of frames, through a small cache, and draws its
 crops from them. Label 0: the pair is in forward order; 1: reversed. With the
 network's one-logit-per-frame head the label is the index of the earlier frame.
+
+With a ``foreground`` fraction, each crop is the first of a few random places
+whose pixels are foreground (above the frame's Otsu threshold) at least that
+often in both frames, like the reference implementation's background rejection;
+where none is, the first place is kept.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from skimage.filters import threshold_otsu
 
 from ..device import available_memory
 from ..errors import VideoError
@@ -26,6 +32,7 @@ from .video import Video
 
 log = logging.getLogger(__name__)
 CROPS_PER_PAIR = 32  # lazy sampling: about this many crops come from each pair read
+FOREGROUND_TRIES = 8  # places tried per crop when a foreground fraction is asked
 
 
 class PairSampler:
@@ -53,6 +60,8 @@ class PairSampler:
         Frames are downscaled this many times (block means) when loaded, and crops of
         ``size // subsample`` are drawn (and augmented) at that scale: what a network
         with ``ModelConfig.subsample`` sees.
+    foreground : float
+        Fewest fraction of foreground pixels a crop should hold (0: uniform crops).
     """
 
     def __init__(
@@ -66,8 +75,9 @@ class PairSampler:
         memory_budget: int | None = None,
         pairs_per_batch: int = 4,
         subsample: int = 1,
+        foreground: float = 0.0,
     ) -> None:
-        self.k = subsample
+        self.k, self.foreground = subsample, foreground
         self.size, self.device, self.augment = size // subsample, device, augment
         self.crop = input_size(self.size) if augment else self.size
         self.pairs_per_batch = pairs_per_batch
@@ -83,14 +93,15 @@ class PairSampler:
                 "also a wider --split-train / --split-val)."
             )
         need = sum(len(np.unique(p)) * v.frame_nbytes for v, p in found) // self.k**2
+        need += need // 4 if foreground else 0  # the foreground masks, a byte a pixel
         budget = (
             available_memory(device) // 4 if memory_budget is None else memory_budget
         )
         self.lazy = need > budget
         self.videos = [v for v, _ in found]
-        self.frames: list[torch.Tensor] = []
+        self.frames: list[tuple[torch.Tensor, torch.Tensor | None]] = []
         self.pairs: list[torch.Tensor] = []
-        self._cache: OrderedDict[tuple[int, int], torch.Tensor] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, int], tuple] = OrderedDict()
         for video, pairs in found:
             if self.lazy:
                 self.pairs.append(
@@ -111,32 +122,40 @@ class PairSampler:
         counts = torch.tensor([len(p) for p in self.pairs], dtype=torch.float64)
         self.weights = (counts / counts.sum()).to(device)
 
-    def _stack(self, video: Video, used: np.ndarray) -> torch.Tensor:
+    def _stack(
+        self, video: Video, used: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Normalised, downscaled frames ``used`` of ``video`` as one (N, Y, X) tensor.
 
-        Zero-padded to the crop where the frames are smaller.
+        Zero-padded to the crop where the frames are smaller. With a foreground
+        fraction, also their foreground masks (N, Y, X) bool, else None.
         """
         h, w = (-(-s // self.k) for s in video.shape[1:])
-        x = torch.zeros(
-            (len(used), max(h, self.crop), max(w, self.crop)), device=self.device
-        )
+        shape = (len(used), max(h, self.crop), max(w, self.crop))
+        x = torch.zeros(shape, device=self.device)
+        masks = torch.zeros(shape, dtype=torch.bool, device=self.device)
         for n, i in enumerate(used):  # frame by frame: no second copy on the host
             frame = torch.from_numpy(video.frame(i)).to(self.device)
-            x[n, :h, :w] = downscale(frame[None, None], self.k)[0, 0]
-        return x
+            x[n, :h, :w] = small = downscale(frame[None, None], self.k)[0, 0]
+            if self.foreground:
+                masks[n, :h, :w] = small > float(threshold_otsu(small.cpu().numpy()))
+        return x, masks if self.foreground else None
 
-    def _cached_pair(self, v: int, pair: torch.Tensor) -> torch.Tensor:
-        """Frames (2, Y, X) of a pair of video ``v``, through a cache of a few frames."""
+    def _cached_pair(
+        self, v: int, pair: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Frames (2, Y, X) of a pair of video ``v`` and their masks, through a cache."""
         out = []
         for i in pair.tolist():
             key = (v, i)
             if key not in self._cache:
-                self._cache[key] = self._stack(self.videos[v], np.array([i]))[0]
+                self._cache[key] = self._stack(self.videos[v], np.array([i]))
             self._cache.move_to_end(key)
             out.append(self._cache[key])
         while len(self._cache) > 2 * self.pairs_per_batch:
             self._cache.popitem(last=False)
-        return torch.stack(out)
+        frames = torch.cat([f for f, _ in out])
+        return frames, None if out[0][1] is None else torch.cat([m for _, m in out])
 
     @property
     def n_pairs(self) -> int:
@@ -150,18 +169,18 @@ class PairSampler:
         if self.lazy:
             x = self._lazy_crops(batch, gen)
         elif len(self.frames) == 1:
-            x = self._crops(self.frames[0], self.pairs[0], batch, gen)
+            x = self._crops(*self.frames[0], self.pairs[0], batch, gen)
         else:  # gather for every video, then select: no host synchronisation
             which = torch.multinomial(
                 self.weights, batch, replacement=True, generator=gen
             )
             x = torch.zeros((batch, 2, self.crop, self.crop), device=self.device)
-            for v, (frames, pairs) in enumerate(
+            for v, ((frames, masks), pairs) in enumerate(
                 zip(self.frames, self.pairs, strict=True)
             ):
                 x = torch.where(
                     (which == v).view(-1, 1, 1, 1),
-                    self._crops(frames, pairs, batch, gen),
+                    self._crops(frames, masks, pairs, batch, gen),
                     x,
                 )
         labels = torch.randint(0, 2, (batch,), generator=gen, device=self.device)
@@ -183,18 +202,36 @@ class PairSampler:
         for v, u, n in zip(videos.tolist(), where, counts, strict=True):
             if n:
                 pairs = self.pairs[v]
-                frames = self._cached_pair(v, pairs[int(u * len(pairs))])
-                parts.append(self._crops(frames, one_pair, n, gen))
+                frames, masks = self._cached_pair(v, pairs[int(u * len(pairs))])
+                parts.append(self._crops(frames, masks, one_pair, n, gen))
         return torch.cat(parts)
 
     def _crops(
-        self, frames: torch.Tensor, pairs: torch.Tensor, n: int, gen: torch.Generator
+        self,
+        frames: torch.Tensor,
+        masks: torch.Tensor | None,
+        pairs: torch.Tensor,
+        n: int,
+        gen: torch.Generator,
     ) -> torch.Tensor:
+        """``n`` crops (n, 2, s, s) of random ``pairs``; foreground places where asked."""
         dev, s = self.device, self.crop
-        k = torch.randint(0, len(pairs), (n,), generator=gen, device=dev)
+        tries = 1 if masks is None else FOREGROUND_TRIES
+        k = torch.randint(0, len(pairs), (n * tries,), generator=gen, device=dev)
         h, w = frames.shape[1:]
-        y0 = torch.randint(0, h - s + 1, (n, 1), generator=gen, device=dev)
-        x0 = torch.randint(0, w - s + 1, (n, 1), generator=gen, device=dev)
+        y0 = torch.randint(0, h - s + 1, (n * tries, 1), generator=gen, device=dev)
+        x0 = torch.randint(0, w - s + 1, (n * tries, 1), generator=gen, device=dev)
         ar = torch.arange(s, device=dev)
-        yy, xx = (y0 + ar)[:, None, :, None], (x0 + ar)[:, None, None, :]
-        return frames[pairs[k][:, :, None, None], yy, xx]  # (n, 2, s, s)
+        at = (
+            pairs[k][:, :, None, None],
+            (y0 + ar)[:, None, :, None],
+            (x0 + ar)[:, None, None, :],
+        )
+        if (
+            masks is not None
+        ):  # per crop, the first place foreground enough in both frames
+            share = masks[at].flatten(2).float().mean(2).amin(1).view(n, tries)
+            first = (share >= self.foreground).int().argmax(1)  # none: 0, the first
+            pick = torch.arange(n, device=dev) * tries + first
+            at = tuple(i[pick] for i in at)
+        return frames[at]
