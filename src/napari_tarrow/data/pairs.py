@@ -11,7 +11,7 @@ network's one-logit-per-frame head the label is the index of the earlier frame.
 With a ``foreground`` fraction, each crop is the first of a few random places
 whose pixels are foreground (above the frame's Otsu threshold) at least that
 often in both frames, like the reference implementation's background rejection;
-where none is, the first place is kept.
+where none is, the place with the most foreground is kept.
 """
 
 from __future__ import annotations
@@ -227,11 +227,10 @@ class PairSampler:
             (y0 + ar)[:, None, :, None],
             (x0 + ar)[:, None, None, :],
         )
-        if (
-            masks is not None
-        ):  # per crop, the first place foreground enough in both frames
+        if masks is not None:  # the first place foreground enough, else the most
             share = masks[at].flatten(2).float().mean(2).amin(1).view(n, tries)
-            first = (share >= self.foreground).int().argmax(1)  # none: 0, the first
-            pick = torch.arange(n, device=dev) * tries + first
+            order = torch.arange(tries, device=dev) / tries
+            choice = torch.where(share >= self.foreground, 2 - order, share).argmax(1)
+            pick = torch.arange(n, device=dev) * tries + choice
             at = tuple(i[pick] for i in at)
         return frames[at]
