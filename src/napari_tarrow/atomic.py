@@ -63,11 +63,14 @@ def no_room(path: Path, need: int | None, why: str) -> DiskFullError:
     )
 
 
-def check_room(path: Path, need: int) -> None:
-    """Fail before writing if ``need`` bytes exceed the free space or the file size limit."""
+def check_room(path: Path, need: int, one_file: bool = True) -> None:
+    """Fail before writing if ``need`` bytes exceed the free space or the file size limit.
+
+    The file size limit applies when the bytes go into ``one_file``, not a folder's.
+    """
     if path.parent.is_dir() and shutil.disk_usage(path.parent).free < need:
         raise no_room(path, need, NO_ROOM[errno.ENOSPC])
-    if resource is not None:
+    if one_file and resource is not None:
         limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
         if limit != resource.RLIM_INFINITY and limit < need:
             raise no_room(
@@ -107,6 +110,37 @@ def atomic_output(path: str | Path, need: int | None = None) -> Iterator[Path]:
             fsync_path(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_folder(path: str | Path, need: int | None = None) -> Iterator[Path]:
+    """Yield a temporary sibling folder of ``path`` to fill; on success it replaces ``path``.
+
+    For outputs that are folders (zarr stores): every file and folder inside is
+    fsync'd, the previous ``path`` is moved aside, the new one renamed in, and only
+    then the previous one deleted, so one of them is in place at every moment. On
+    any error the temporary folder is removed and ``path`` is unchanged.
+    """
+    path = Path(path)
+    tmp, old = atomic_path(path), path.with_name(f".{path.name}.old")
+    if need is not None:
+        check_room(path, need, one_file=False)
+    shutil.rmtree(tmp, ignore_errors=True)  # left by a killed run
+    try:
+        with disk_errors(path, need):
+            tmp.mkdir()
+            yield tmp
+            for folder, _, files in os.walk(tmp, topdown=False):
+                for name in files:
+                    fsync_path(Path(folder, name))
+                fsync_path(Path(folder))
+            if path.exists():
+                os.replace(path, old)
+            os.replace(tmp, path)
+            fsync_path(path.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

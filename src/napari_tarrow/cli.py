@@ -247,17 +247,23 @@ def cmd_attribute(a: argparse.Namespace) -> None:
 
 
 def cmd_features(a: argparse.Namespace) -> None:
-    """Dense features (T, C, Y, X) to TIFF with a JSON sidecar."""
+    """Dense features (T, C, Y, X) to TIFF with a JSON sidecar, or to OME-Zarr."""
+    from .export import output_format
     from .features import export_features
 
+    zarr = (
+        output_format(a.out, a.format) == "zarr"
+    )  # a mismatch: refused before loading
     model, video = _load(a)
     with StopOnInterrupt() as stop:
         run_events(
-            export_features(model, video, a.out, a.dtype, a.tile, stop, str(a.video)),
+            export_features(
+                model, video, a.out, a.dtype, a.tile, stop, str(a.video), a.format
+            ),
             "features",
             a.quiet,
         )
-    print(f"wrote {a.out} and {a.out}.json")
+    print(f"wrote {a.out}" if zarr else f"wrote {a.out} and {a.out}.json")
 
 
 def cmd_demo(a: argparse.Namespace) -> None:
@@ -488,7 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=helptext)
         s.add_argument("model", help="model folder written by `train`")
         s.add_argument("video", help="(T,Y,X) TIFF or folder of frames")
-        s.add_argument("--out", required=True, help="output TIFF")
+        s.add_argument(
+            "--out", required=True, help="output TIFF (features: also .zarr)"
+        )
         s.add_argument("--device", default="auto")
         s.add_argument("--tile", type=int, help=TILE_HELP)
         s.set_defaults(func=func)
@@ -500,6 +508,13 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--top-k", type=int, default=8)
         else:
             s.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+            s.add_argument(
+                "--format",
+                choices=["tiff", "zarr"],
+                help="tiff (with a .json sidecar) or zarr (OME-Zarr, chunked and "
+                "compressed, opened lazily by napari; needs pip install zarr); "
+                "default: from the --out suffix (.zarr, else tiff)",
+            )
 
     d = sub.add_parser(
         "demo", help="synthetic dividing cells: train, attribute, export"

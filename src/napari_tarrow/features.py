@@ -14,7 +14,15 @@ from .data.video import Video
 from .device import autocast, available_memory, tune_cpu_allocator
 from .errors import Cancelled, ConfigError
 from .events import Done, Event, FrameDone, Progress
-from .export import check_output, tiff_stream, write_sidecar, writes_in_background
+from .export import (
+    check_output,
+    check_zarr_output,
+    output_format,
+    tiff_stream,
+    write_sidecar,
+    writes_in_background,
+    zarr_stream,
+)
 from .model import TapModel
 from .tiling import AdaptiveTile, tile_grid, tile_info
 
@@ -130,18 +138,39 @@ def export_features(
     tile: int | AdaptiveTile | None = DEFAULT_TILE,
     stop: Callable[[], bool] = lambda: False,
     source: str | None = None,
+    file_format: str | None = None,
 ) -> Iterator[Event]:
-    """Stream z of every frame to a (T, C, Y, X) TIFF plus a JSON sidecar.
+    """Stream z of every frame to a (T, C, Y, X) TIFF plus a JSON sidecar, or OME-Zarr.
 
-    Yields Progress per frame and ``Done(path)``. A stop request discards the
-    partial file (:class:`~napari_tarrow.errors.Cancelled` is raised).
+    ``file_format`` is "tiff" or "zarr" (default: from the suffix, ``.zarr`` or TIFF);
+    a zarr store holds the sidecar's record in its attributes. Yields Progress per
+    frame and ``Done(path)``. A stop request discards the partial output
+    (:class:`~napari_tarrow.errors.Cancelled` is raised).
     """
     if dtype not in ("float16", "float32"):
         raise ConfigError(f"dtype={dtype!r} is invalid: use float16 or float32.")
-    check_output(path)
+    zarr = output_format(path, file_format) == "zarr"
+    (check_zarr_output if zarr else check_output)(path)
     shape = features_shape(model, video)
+    info = {
+        "napari_tarrow": __version__,
+        "kind": "TAP dense features",
+        "axes": "TCYX",
+        "shape": list(shape),
+        "dtype": dtype,
+        "computed_in": "bf16 autocast" if model.export_amp else "fp32",
+        "input": source or video.name,
+        "frame_numbers": video.times.tolist(),
+        "model": str(model.folder),
+        "config": model.config.to_dict(),
+    }
+    stream = (
+        zarr_stream(path, shape, dtype, "TCYX", info)
+        if zarr
+        else tiff_stream(path, shape, dtype, "TCYX")
+    )
     frames = video_features(model, video, tile, stop, getattr(torch, dtype))
-    with tiff_stream(path, shape, dtype, "TCYX") as write:
+    with stream as write:
         with writes_in_background(write) as put:  # the file overlaps the compute
             for event in frames:
                 if isinstance(event, FrameDone):
@@ -150,19 +179,6 @@ def export_features(
                     yield event
         if stop():
             raise Cancelled("feature export stopped; no file written")
-    write_sidecar(
-        path,
-        {
-            "napari_tarrow": __version__,
-            "kind": "TAP dense features",
-            "axes": "TCYX",
-            "shape": list(shape),
-            "dtype": dtype,
-            "computed_in": "bf16 autocast" if model.export_amp else "fp32",
-            "input": source or video.name,
-            "frame_numbers": video.times.tolist(),
-            "model": str(model.folder),
-            "config": model.config.to_dict(),
-        },
-    )
+    if not zarr:
+        write_sidecar(path, info)
     yield Done(Path(path))

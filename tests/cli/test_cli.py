@@ -419,3 +419,23 @@ def test_the_eta_follows_the_time_limit(capsys) -> None:
     assert run_events(job(), "train", deadline=time.monotonic() + 0.5) == "ok"
     shown = capsys.readouterr().err.replace("\r", "\n").splitlines()[-1]
     assert "/1000" not in shown and "3/" in shown, shown
+
+
+def test_features_to_ome_zarr_and_a_format_that_contradicts_the_name(
+    tmp_path, video_tif, tiny_model_dir, capsys
+) -> None:
+    pytest.importorskip("zarr", minversion="3")
+    from napari_tarrow.export import open_output
+
+    m, v = str(tiny_model_dir), str(video_tif)
+    out = tmp_path / "features.zarr"
+    assert main(["-q", "features", m, v, "--out", str(out), "--format", "zarr"]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {out}"
+    z = open_output(out)
+    assert z.shape == (12, 8, 80, 72) and z.dtype == np.float16
+    _fail(
+        capsys,
+        ["features", m, v, "--out", str(tmp_path / "f.tif"), "--format", "zarr"],
+        f"names a TIFF file but the format is zarr; name it {tmp_path / 'f.zarr'}",
+    )
+    assert not (tmp_path / "f.tif").exists()

@@ -159,3 +159,24 @@ def test_model_weights_are_written_before_the_config(tmp_path, monkeypatch) -> N
     )
     TapModel(_tiny_config()).save(tmp_path / "m")
     assert order == ["weights_last.safetensors", "config.json"]  # config: the last
+
+
+def test_a_full_disk_during_a_zarr_export_keeps_the_previous_store(
+    tmp_path, tiny_model_dir, small_video
+) -> None:
+    pytest.importorskip("zarr", minversion="3")
+    from napari_tarrow.data.video import Video
+    from napari_tarrow.events import drain
+    from napari_tarrow.export import open_output
+    from napari_tarrow.features import export_features
+    from napari_tarrow.model import TapModel
+
+    model, path = TapModel.from_folder(tiny_model_dir), tmp_path / "f.zarr"
+    drain(export_features(model, Video(small_video[:2]), path))
+    before = open_output(path)[:]
+    with size_limit(2_000), pytest.raises(DiskFullError) as e:  # below one chunk
+        drain(export_features(model, Video(small_video[:3]), path))
+    assert str(e.value).startswith(f"cannot write {path}: the file size limit")
+    assert "\n" not in str(e.value)
+    assert np.array_equal(open_output(path)[:], before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.zarr"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -251,6 +252,42 @@ def test_export_writes_tiff_sidecar_and_principal_components(
     assert pca.rgb and pca.data.shape == (8, 64, 64, 3)
     assert tuple(pca.scale) == GEOMETRY["scale"]
     assert messages[-1][0] == "show_info"
+
+
+def test_export_to_ome_zarr_opens_lazily_in_napari(
+    viewer, qtbot, tmp_path, loaded_model, messages
+):
+    pytest.importorskip("zarr", minversion="3")
+    w = ExportWidget(viewer)
+    w.path.value = tmp_path / "my features.tif"
+    w.format.value = "OME-Zarr"  # the chosen name stays, its suffix follows
+    assert w.path.value == tmp_path / "my features.zarr"
+    assert w.size.value.startswith("about 524.3 kB (8 frames x 8 features x 64x64")
+    assert "less compressed" in w.size.value
+    w.preview.value = True
+    w.buttons.run.clicked.emit()
+    wait_idle(qtbot, w.runner)
+    store = tmp_path / "my features.zarr"
+    assert messages[-1] == (
+        "show_info",
+        f"Features written to {store} (open it in napari: File > Open Folder).",
+    )
+    assert viewer.layers["cells features PCA"].data.shape == (8, 64, 64, 3)
+    (layer,) = viewer.open(str(store), plugin="napari")  # napari's own reader
+    data = layer.data[0] if layer.multiscale else layer.data
+    assert data.shape == (8, 8, 64, 64) and not isinstance(data, np.ndarray)  # lazy
+
+
+def test_export_to_ome_zarr_without_zarr_says_how_to_get_it(
+    viewer, tmp_path, loaded_model, messages, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "zarr", None)
+    w = ExportWidget(viewer)
+    w.format.value = "OME-Zarr"
+    w.path.value = tmp_path / "f.zarr"
+    w.buttons.run.clicked.emit()
+    assert w.runner.state == "idle" and not (tmp_path / "f.zarr").exists()
+    assert messages[-1][0] == "show_error" and "pip install" in messages[-1][1]
 
 
 def test_export_shows_its_size_and_asks_before_a_big_one(

@@ -1,4 +1,4 @@
-"""Export features: the dense TAP features of a video to a (T, C, Y, X) TIFF in one click."""
+"""Export features: the dense TAP features of a video to a (T, C, Y, X) TIFF or OME-Zarr in one click."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tifffile
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QMessageBox
@@ -17,6 +16,7 @@ from ..atomic import human_size
 from ..data.video import Video
 from ..errors import TarrowError
 from ..events import Done, Event
+from ..export import check_output, check_zarr_output, open_output
 from ..features import export_features, features_shape
 from ..model import TapModel
 from ..projection import principal_components_rgb
@@ -25,6 +25,8 @@ from ._layers import add_or_update, result_name, spatial_transform
 
 #: Exports above this size ask before they start.
 CONFIRM_BYTES = 2 * 10**9
+#: The format choices: label -> (format, suffix).
+FORMATS = {"TIFF": ("tiff", ".tif"), "OME-Zarr": ("zarr", ".zarr")}
 
 
 def default_export_path(layer: Any) -> Path:
@@ -41,16 +43,16 @@ def export_job(
     model: TapModel, video: Video, path: Path, dtype: str, preview: bool,
     stop: Callable[[], bool],
 ) -> Iterator[Event]:  # fmt: skip
-    """Write the features, then (optionally) their principal components: Done((path, rgb))."""
+    """Write the features, then (optionally) their principal components: Done((path, rgb)).
+
+    The format follows the suffix of ``path`` (``.zarr``: OME-Zarr, else TIFF).
+    """
     for event in export_features(model, video, path, dtype, stop=stop):
         if not isinstance(event, Done):
             yield event
     rgb = None
     if preview:
-        with tifffile.TiffFile(path) as tif:
-            rgb = yield from principal_components_rgb(
-                tif.asarray(out="memmap"), stop=stop
-            )
+        rgb = yield from principal_components_rgb(open_output(path), stop=stop)
     yield Done((path, rgb))
 
 
@@ -59,11 +61,17 @@ class ExportWidget(ModelVideoWidget):
 
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__(napari_viewer)
+        self.format = ComboBox(
+            label="format",
+            choices=list(FORMATS),
+            tooltip="TIFF: one file with a .json sidecar. OME-Zarr: a chunked, compressed "
+            "folder that napari opens lazily, for big videos (needs pip install zarr).",
+        )
         self.path = FileEdit(
             label="save as",
             mode="w",
-            filter="*.tif",
-            tooltip="A (T, C, Y, X) TIFF with a .json sidecar; default next to the source file.",
+            filter="*.tif *.tiff *.zarr",
+            tooltip="A (T, C, Y, X) TIFF or .zarr store; default next to the source file.",
         )
         self.dtype = ComboBox(
             label="precision",
@@ -81,6 +89,7 @@ class ExportWidget(ModelVideoWidget):
             widgets=[
                 self.model,
                 self.video,
+                self.format,
                 self.path,
                 self.dtype,
                 self.size,
@@ -90,15 +99,30 @@ class ExportWidget(ModelVideoWidget):
         )
         scrolled_layout(self).addWidget(form.native)
         self.video.layer.changed.connect(self._suggest_path)
+        self.format.changed.connect(self._switch_suffix)
         self._suggest_path()
-        for field in (self.model.combo, self.video.layer, self.dtype, self.path):
+        for field in (
+            self.model.combo, self.video.layer, self.dtype, self.path, self.format
+        ):  # fmt: skip
             field.changed.connect(self._show_size)
         self._show_size()
         self.buttons.run.changed.connect(self.start)
         self._source: Any = None
 
     def _suggest_path(self, _value: object = None) -> None:
-        self.path.value = default_export_path(self.video.layer.value)
+        """Put the default path for the layer, with the format's suffix."""
+        path = default_export_path(self.video.layer.value)
+        self.path.value = path.with_suffix(FORMATS[self.format.value][1])
+
+    def _switch_suffix(self, _value: object = None) -> None:
+        """Keep the chosen name when the format changes; only its suffix follows."""
+        self.path.value = self._output_path()
+
+    def _output_path(self) -> Path:
+        """Return the path to write: the chosen one, with the chosen format's suffix."""
+        path, (kind, suffix) = Path(self.path.value), FORMATS[self.format.value]
+        keep = (".tif", ".tiff") if kind == "tiff" else (".zarr",)
+        return path if path.suffix.lower() in keep else path.with_suffix(suffix)
 
     def _size(self, model: TapModel, video: Video) -> tuple[int, str]:
         """Bytes of the export and a line saying so, with the free space at the path."""
@@ -106,7 +130,8 @@ class ExportWidget(ModelVideoWidget):
         nbytes = int(np.prod(shape)) * np.dtype(self.dtype.value).itemsize
         t, c, y, x = shape
         text = f"about {human_size(nbytes)} ({t} frames x {c} features x {y}x{x}"
-        text += f", {self.dtype.value})"
+        text += f", {self.dtype.value}"
+        text += ", less compressed)" if FORMATS[self.format.value][0] == "zarr" else ")"
         folder = Path(self.path.value).parent
         if folder.is_dir():
             text += f"; {human_size(shutil.disk_usage(folder).free)} free there"
@@ -134,13 +159,13 @@ class ExportWidget(ModelVideoWidget):
         except TarrowError as e:
             show_error(str(e))
             return
-        path, dtype, preview = (
-            Path(self.path.value),
-            self.dtype.value,
-            self.preview.value,
-        )
-        if path.suffix.lower() not in (".tif", ".tiff"):
-            path = path.with_suffix(".tif")
+        path, dtype, preview = self._output_path(), self.dtype.value, self.preview.value
+        try:  # a missing zarr package or a folder in the way: say so before any work
+            zarr = FORMATS[self.format.value][0] == "zarr"
+            (check_zarr_output if zarr else check_output)(path)
+        except TarrowError as e:
+            show_error(str(e))
+            return
         nbytes, size = self._size(model, video)
         if nbytes > CONFIRM_BYTES and not self.confirm(
             f"The features of {video.name} will take {size}. Export them to {path}?"
@@ -154,7 +179,12 @@ class ExportWidget(ModelVideoWidget):
 
     def _on_done(self, result: tuple[Path, Any]) -> None:
         path, rgb = result
-        show_info(f"Features written to {path} (with {path.name}.json).")
+        if path.suffix.lower() == ".zarr":
+            show_info(
+                f"Features written to {path} (open it in napari: File > Open Folder)."
+            )
+        else:
+            show_info(f"Features written to {path} (with {path.name}.json).")
         if rgb is not None:
             geo = spatial_transform(self._source, self.video.time_axis.value)
             add_or_update(
