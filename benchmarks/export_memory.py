@@ -1,12 +1,14 @@
 """Feature export speed and peak memory for several video lengths (memory must stay flat).
 
     python benchmarks/export_memory.py --size 1024 --lengths 20 200 --device cpu
+    python benchmarks/export_memory.py --video ../shared/data/hela-ctc02/02 --format tiff zarr
 
 For each length, an uncompressed uint16 (T, Y, X) TIFF is written (read back frame
-by frame, like a memory-mappable file), and a fresh process exports the float16
-features of every frame with the paper's architecture (random weights). Each row:
-frames/s (after the first frame), the process's resident memory before the export
-and its peak (``ru_maxrss``) over the whole run.
+by frame, like a memory-mappable file), or the ``--video`` given is read, and a fresh
+process exports the float16 features of every frame with the paper's architecture
+(random weights) in each ``--format``. Each row: frames/s (after the first frame),
+the wall time, the output's size on disk, the process's resident memory before the
+export and its peak (``ru_maxrss``) over the whole run.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,10 +54,11 @@ def child(
     model = TapModel(TapConfig(model=ModelConfig(features=features))).to(device)
     v = read_video(video)
     rss_before = _rss_now()
-    times = []
+    start, times = time.perf_counter(), []
     for ev in export_features(model, v, out, "float16", tile):
         if isinstance(ev, Progress):
             times.append(time.perf_counter())
+    wall = time.perf_counter() - start
     rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else float("nan")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     print(
@@ -62,12 +66,21 @@ def child(
             {
                 "frames": len(v),
                 "frames_per_s": rate,
+                "wall_s": wall,
                 "rss_before": rss_before,
                 "peak_rss": peak,
-                "output_bytes": Path(out).stat().st_size,
+                "output_bytes": _size(Path(out)),
+                "shape": [len(v), features, *v.shape[1:]],
             }
         )
     )
+
+
+def _size(path: Path) -> int:
+    """Bytes on disk of a file, or of every file in a folder (a zarr store)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def _rss_now() -> int:
@@ -83,39 +96,49 @@ def main() -> None:
     p.add_argument("--tile", type=int, default=512)
     p.add_argument("--features", type=int, default=32)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    p.add_argument("--video", help="a real video instead of synthetic ones")
+    p.add_argument("--format", nargs="+", choices=["tiff", "zarr"], default=["tiff"])
     p.add_argument("--child", nargs=2, metavar=("VIDEO", "OUT"), help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
         child(*a.child, a.device, a.tile, a.features, a.threads)
         return
     rows = []
+    suffix = {"tiff": ".tif", "zarr": ".zarr"}
     with tempfile.TemporaryDirectory() as d:
-        for n in a.lengths:
-            video, out = Path(d) / f"video{n}.tif", Path(d) / f"features{n}.tif"
-            write_video(video, n, a.size)
-            cmd = [sys.executable, __file__, "--child", str(video), str(out)]
-            cmd += ["--device", a.device, "--tile", str(a.tile)]
-            cmd += ["--features", str(a.features), "--threads", str(a.threads)]
-            done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-            row = json.loads(done.stdout.strip().splitlines()[-1])
-            row["input_bytes"] = video.stat().st_size
-            rows.append(row)
-            video.unlink()
-            out.unlink()
+        for n in [0] if a.video else a.lengths:
+            video = Path(a.video) if a.video else Path(d) / f"video{n}.tif"
+            if not a.video:
+                write_video(video, n, a.size)
+            for fmt in a.format:
+                out = Path(d) / f"features{n}{suffix[fmt]}"
+                cmd = [sys.executable, __file__, "--child", str(video), str(out)]
+                cmd += ["--device", a.device, "--tile", str(a.tile)]
+                cmd += ["--features", str(a.features), "--threads", str(a.threads)]
+                done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+                row = json.loads(done.stdout.strip().splitlines()[-1])
+                row["input_bytes"], row["format"] = _size(video), fmt
+                rows.append(row)
+                shutil.rmtree(out) if out.is_dir() else out.unlink()
+            if not a.video:
+                video.unlink()
+    frames = a.video or f"{a.size}x{a.size}"
     print(
-        f"# feature export, frames {a.size}x{a.size}, {a.features} features (float16), "
+        f"# feature export, frames {frames}, {a.features} features (float16), "
         f"tile {a.tile}, device {a.device}, threads {a.threads or torch.get_num_threads()}, "
         f"torch {torch.__version__}"
     )
     print(
-        f"{'frames':>6} {'input MiB':>10} {'output MiB':>11} {'frames/s':>9} "
-        f"{'RSS before MiB':>15} {'peak RSS MiB':>13}"
+        f"{'format':>6} {'shape':>20} {'input MiB':>10} {'output MiB':>11} {'frames/s':>9} "
+        f"{'wall s':>7} {'RSS before MiB':>15} {'peak RSS MiB':>13}"
     )
     mib = 2**20
     for r in rows:
+        shape = "x".join(map(str, r["shape"]))
         print(
-            f"{r['frames']:>6} {r['input_bytes'] / mib:>10.0f} {r['output_bytes'] / mib:>11.0f} "
-            f"{r['frames_per_s']:>9.3f} {r['rss_before'] / mib:>15.0f} {r['peak_rss'] / mib:>13.0f}"
+            f"{r['format']:>6} {shape:>20} {r['input_bytes'] / mib:>10.0f} "
+            f"{r['output_bytes'] / mib:>11.0f} {r['frames_per_s']:>9.3f} {r['wall_s']:>7.1f} "
+            f"{r['rss_before'] / mib:>15.0f} {r['peak_rss'] / mib:>13.0f}"
         )
 
 
