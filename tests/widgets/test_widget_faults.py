@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_tarrow.config import SCHEMA_VERSION
 from napari_tarrow.lock import lock_path
 from napari_tarrow.model import TapModel
 from napari_tarrow.widgets import AttributionWidget, TrainWidget, attribution
@@ -83,7 +84,7 @@ def _broken(tmp_path: Path, source: Path, kind: str) -> Path:
     if kind == "wrong-type":
         config["train"]["lr"] = "fast"
     elif kind == "future-schema":
-        config["schema_version"] = 3
+        config["schema_version"] = SCHEMA_VERSION + 1
     (folder / "config.json").write_text(json.dumps(config))
     if kind == "truncated-weights":
         for name in ("weights_best.safetensors", "weights_last.safetensors"):
