@@ -76,22 +76,28 @@ def fitted(tap, sim, truth) -> DivisionSegmenter:
 
 
 def test_head_finds_divisions_in_unlabelled_frames(tap, sim, truth) -> None:
-    # 14 epochs: F1 0.60-0.74 over seeds 0-2 and 1 or 2 threads; 6-8 swung from 0.12 to 0.58
-    cfg = SegmentationConfig(mode="finetune", encoder_lr=1e-3, **{**FAST, "epochs": 14})
-    seg = DivisionSegmenter(tap, cfg)
-    drain(seg.fit(sim.video, labels_from_mask(truth, TRAIN_FRAMES)))
-    res = drain(seg.predict(sim.video))
-    assert res.labels.shape == res.probability.shape == sim.video.shape
+    # One seed is not a measurement: on an AVX512 EPYC, 14 epochs gave F1 0.30-0.67 over
+    # seeds 0-2 and 28 epochs 0.51-0.80 (the mean of three seeds at 28 epochs: 0.69)
     test = [t for t in range(len(truth) - 1) if t not in TRAIN_FRAMES]
     assert sum(len(np.unique(label(m))) - 1 for m in truth[test]) >= 15
-    f1 = object_f1(truth[test], res.labels[test], iou=0.5, min_size=8).f1
-    # chance: the same predicted objects, each frame shifted to a random place
-    rng = np.random.default_rng(0)
-    shifted = np.stack(
-        [np.roll(lab, tuple(rng.integers(10, 86, 2)), (0, 1)) for lab in res.labels]
-    )
-    chance = object_f1(truth[test], shifted[test], iou=0.5, min_size=8).f1
-    assert f1 > 0.5 and f1 > chance + 0.4, (f1, chance)
+    f1s, chances = [], []
+    for seed in (0, 1, 2):
+        cfg = SegmentationConfig(
+            mode="finetune", encoder_lr=1e-3, seed=seed, **{**FAST, "epochs": 28}
+        )
+        seg = DivisionSegmenter(tap, cfg)
+        drain(seg.fit(sim.video, labels_from_mask(truth, TRAIN_FRAMES)))
+        res = drain(seg.predict(sim.video))
+        assert res.labels.shape == res.probability.shape == sim.video.shape
+        f1s.append(object_f1(truth[test], res.labels[test], iou=0.5, min_size=8).f1)
+        # chance: the same predicted objects, each frame shifted to a random place
+        rng = np.random.default_rng(0)
+        shifted = np.stack(
+            [np.roll(lab, tuple(rng.integers(10, 86, 2)), (0, 1)) for lab in res.labels]
+        )
+        chances.append(object_f1(truth[test], shifted[test], iou=0.5, min_size=8).f1)
+    f1, chance = float(np.mean(f1s)), float(np.mean(chances))
+    assert f1 > 0.5 and f1 > chance + 0.4, (f1s, chances)
     assert not res.labels[-1].any()  # the last frame has no pair (t, t+1)
 
 
