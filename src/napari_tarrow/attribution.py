@@ -39,7 +39,7 @@ import torch
 
 from . import __version__
 from .data.video import Video
-from .errors import Cancelled, VideoError
+from .errors import Cancelled, VideoError, stopped_means
 from .events import Checkpoint, Done, Event, FrameDone, Progress
 from .export import check_output, tiff_stream, write_sidecar
 from .features import DEFAULT_TILE, auto_tile, frame_features
@@ -116,7 +116,8 @@ def attribute(
     Yields ``FrameDone(k, cam)`` with cam (Y, X) float32 numpy for pair k (in the
     order of ``video.pairs(delta)`` unless ``pairs`` is given), Progress per pair,
     then ``Done(pairs)``: the (K, 2) frame positions of the pairs. Progress
-    carries ``{"tile": side}`` once out-of-memory retries reduced the tile.
+    carries ``{"tile": side}`` once out-of-memory retries reduced the tile. A stop
+    request raises :class:`~napari_tarrow.errors.Cancelled` before the next pair.
     """
     if pairs is None:
         pairs = video.pairs(delta)
@@ -129,7 +130,7 @@ def attribute(
     side = AdaptiveTile.of(tile)
     for k, (i, j) in enumerate(pairs):
         if stop():
-            break
+            raise Cancelled(f"attribution stopped after {k} of {len(pairs)} pairs")
         for f in (i, j):
             if f not in cache:
                 cache[f] = frame_features(model, video.frame(f), side)
@@ -231,7 +232,11 @@ def export_attribution(
     pairs = video.pairs(delta)
     times = video.times[pairs[:, 0]] if len(pairs) else np.zeros(0, int)
     rows = []
-    with tiff_stream(path, (len(pairs), *video.shape[1:]), np.float32, "TYX") as write:
+    shape = (len(pairs), *video.shape[1:])
+    with (
+        stopped_means("attribution stopped; no file written"),
+        tiff_stream(path, shape, np.float32, "TYX") as write,
+    ):
         for event in attribute(model, video, delta, tile, stop, pairs):
             if isinstance(event, FrameDone):
                 write(event.data)
@@ -242,8 +247,6 @@ def export_attribution(
                 )
             elif isinstance(event, Progress):
                 yield event
-        if stop():
-            raise Cancelled("attribution stopped; no file written")
     write_sidecar(
         path,
         {

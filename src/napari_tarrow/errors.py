@@ -1,5 +1,8 @@
 """Errors a user can act on: each message names the problem and the fix."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class TarrowError(ValueError):
     """Base class for problems caused by input, files or settings (not by bugs)."""
@@ -19,3 +22,12 @@ class ConfigError(TarrowError):
 
 class Cancelled(Exception):
     """A job was stopped on request; whatever it saved before stays valid."""
+
+
+@contextmanager
+def stopped_means(message: str) -> Iterator[None]:
+    """Turn a stop of a nested job into the outer job's own :class:`Cancelled` message."""
+    try:
+        yield
+    except Cancelled:
+        raise Cancelled(message) from None

@@ -29,7 +29,7 @@ from .attribution import attribute
 from .ctc import Annotations, Division, TracksError, foreground, label_centroids
 from .data.resample import downscale
 from .data.video import Video
-from .errors import Cancelled, ConfigError
+from .errors import Cancelled, ConfigError, stopped_means
 from .events import Done, Event, FrameDone, Progress
 from .features import DEFAULT_TILE
 from .model import TapModel
@@ -53,6 +53,7 @@ BASELINE = "baseline model"
 CROP_KINDS = ("division", "cell", "background")
 #: Resamples of the frame pairs behind the 95 % intervals.
 BOOTSTRAP = 2000
+STOPPED = "evaluation stopped; no table written"
 
 
 @torch.inference_mode()
@@ -266,7 +267,7 @@ def evaluate(
     held: dict[int, np.ndarray] = {}
     for k, (i, j) in enumerate(pairs):
         if stop():
-            raise Cancelled("evaluation stopped; no table written")
+            raise Cancelled(STOPPED)
         held = {f: held[f] if f in held else video.frame(f) for f in (i, j)}
         t0, t1 = int(times[i]), int(times[j])
         diff = frame_difference(held[i], held[j], radius)
@@ -296,19 +297,18 @@ def evaluate(
     accuracy: dict[str, dict[str, float]] = {}
     for name, net in nets:
         size = net.config.data.size
-        for ev in attribute(net, video, delta, tile, stop, pairs):
-            if isinstance(ev, FrameDone):
-                t0 = int(times[pairs[ev.index, 0]])
-                peaks[name].append(peak_rows(ev.data, t0, top_k, min_distance))
-            elif isinstance(ev, Progress):
-                yield Progress("evaluate", done + ev.done, total)
-        if stop():
-            raise Cancelled("evaluation stopped; no table written")
+        with stopped_means(STOPPED):
+            for ev in attribute(net, video, delta, tile, stop, pairs):
+                if isinstance(ev, FrameDone):
+                    t0 = int(times[pairs[ev.index, 0]])
+                    peaks[name].append(peak_rows(ev.data, t0, top_k, min_distance))
+                elif isinstance(ev, Progress):
+                    yield Progress("evaluate", done + ev.done, total)
         done += len(pairs)
         correct, count = dict.fromkeys(CROP_KINDS, 0.0), dict.fromkeys(CROP_KINDS, 0)
         for per_kind in centres:  # pair by pair, for progress and stop
             if stop():
-                raise Cancelled("evaluation stopped; no table written")
+                raise Cancelled(STOPPED)
             for kind, c in per_kind.items():
                 if c:
                     acc = crop_accuracy(net, video, np.array(c), size, delta)

@@ -12,7 +12,7 @@ import torch
 from . import __version__
 from .data.video import Video
 from .device import autocast, available_memory, tune_cpu_allocator
-from .errors import Cancelled, ConfigError
+from .errors import Cancelled, ConfigError, stopped_means
 from .events import Done, Event, FrameDone, Progress
 from .export import (
     check_output,
@@ -111,6 +111,8 @@ def video_features(
 ) -> Iterator[Event]:
     """Yield ``FrameDone(i, z)`` with z (C, Y, X) numpy of ``dtype`` for each frame, then Done.
 
+    A stop request raises :class:`~napari_tarrow.errors.Cancelled` before the next frame.
+
     The conversion happens on the device (float16 halves the copy to the host).
     In bf16 autocast where the device computes it natively (``model.amp``).
     Progress carries ``{"tile": side}`` once out-of-memory retries reduced the tile.
@@ -118,7 +120,7 @@ def video_features(
     n, side = len(video), AdaptiveTile.of(tile)
     for i in range(n):
         if stop():
-            break
+            raise Cancelled(f"features stopped after {i} of {n} frames")
         z = frame_features(model, video.frame(i), side, model.export_amp, dtype)
         yield FrameDone(i, z.cpu().numpy())
         yield Progress("features", i + 1, n, tile_info(side))
@@ -170,15 +172,16 @@ def export_features(
         else tiff_stream(path, shape, dtype, "TCYX")
     )
     frames = video_features(model, video, tile, stop, getattr(torch, dtype))
-    with stream as write:
-        with writes_in_background(write) as put:  # the file overlaps the compute
-            for event in frames:
-                if isinstance(event, FrameDone):
-                    put(event.data)
-                elif isinstance(event, Progress):
-                    yield event
-        if stop():
-            raise Cancelled("feature export stopped; no file written")
+    with (
+        stopped_means("feature export stopped; no file written"),
+        stream as write,
+        writes_in_background(write) as put,  # the file overlaps the compute
+    ):
+        for event in frames:
+            if isinstance(event, FrameDone):
+                put(event.data)
+            elif isinstance(event, Progress):
+                yield event
     if not zarr:
         write_sidecar(path, info)
     yield Done(Path(path))

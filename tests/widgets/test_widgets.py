@@ -466,3 +466,22 @@ def test_how_to_read_the_maps_opens_without_blocking(viewer, qtbot):
     assert "Map t belongs to the pair (t, t+Δt)" in box.text()
     assert "frame difference" in box.text()
     box.close()
+
+
+def test_a_stopped_whole_video_attribution_shows_the_maps_it_made(
+    viewer, qtbot, loaded_model, messages, monkeypatch
+):
+    job, asked = attribution.attribution_job, iter(range(1000))
+    monkeypatch.setattr(  # Stop pressed once two pairs are done
+        attribution,
+        "attribution_job",
+        lambda *a: job(*a[:-1], stop=lambda: next(asked) >= 2 or a[-1]()),
+    )
+    w = AttributionWidget(viewer)
+    w.mode.value = attribution.WHOLE
+    w.buttons.run.clicked.emit()
+    wait_idle(qtbot, w.runner)
+    maps = viewer.layers["cells attribution"]
+    assert [t for t in range(8) if maps.data[t].any()] == [0, 1]
+    assert set(viewer.layers["cells top regions"].features["frame"]) == {0, 1}
+    assert ("show_info", "attribution stopped after 2 of 7 pairs") in messages

@@ -113,6 +113,7 @@ class AttributionWidget(ModelVideoWidget):
         layout.addWidget(form.native)
         layout.addWidget(self.table)
         self.buttons.run.changed.connect(self.start)
+        self.runner.state_changed.connect(self._show_at_end)
         self.rows = np.zeros((0, 4))  # (frame, y, x, score), as in the table
         self._maps: DiskFrames | None = None
         self._source: Any = None
@@ -151,7 +152,6 @@ class AttributionWidget(ModelVideoWidget):
         self.runner.start(
             lambda stop: attribution_job(model, video, delta, pairs, top_k, stop),
             on_event=self._on_event,
-            on_done=lambda _: self._show(),
         )
 
     def _prepare_layers(self, layer: Any, video: Video, pairs: np.ndarray) -> None:
@@ -180,6 +180,11 @@ class AttributionWidget(ModelVideoWidget):
         self.rows = np.concatenate([self.rows, rows])
         self.rows = self.rows[np.lexsort((-self.rows[:, 3], self.rows[:, 0]))]
         if time.monotonic() - self._shown > SHOW_EVERY:  # spare the GUI on long videos
+            self._show()
+
+    def _show_at_end(self, state: str) -> None:
+        """Show every map computed, also those of a stopped run."""
+        if state == "idle" and self._source is not None:
             self._show()
 
     def _show(self) -> None:

@@ -1,0 +1,68 @@
+"""One stop rule for every long job: a stop raises Cancelled and yields no Done; a stop
+that comes after the last unit keeps the finished result."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_tarrow.attribution import attribute, export_attribution
+from napari_tarrow.data.video import Video
+from napari_tarrow.errors import Cancelled
+from napari_tarrow.events import Done, Event, FrameDone
+from napari_tarrow.features import export_features, video_features
+from napari_tarrow.model import TapModel
+
+Job = Callable[[TapModel, Video, Path, Callable[[], bool]], Iterator[Event]]
+JOBS: dict[str, Job] = {
+    "features": lambda m, v, d, stop: video_features(m, v, stop=stop),
+    "attribute": lambda m, v, d, stop: attribute(m, v, stop=stop),
+    "export_features": lambda m, v, d, stop: export_features(
+        m, v, d / "z.tif", stop=stop
+    ),
+    "export_attribution": lambda m, v, d, stop: export_attribution(
+        m, v, d / "a.tif", stop=stop
+    ),
+}
+
+
+def after(n: int) -> Callable[[], bool]:
+    """A stop request that answers True from its (n+1)-th question on."""
+    calls = itertools.count()
+    return lambda: next(calls) >= n
+
+
+@pytest.fixture(scope="module")
+def job_input(tiny_model_dir: Path) -> tuple[TapModel, Video]:
+    rng = np.random.default_rng(1)
+    return TapModel.from_folder(tiny_model_dir), Video(rng.random((4, 40, 36), "f4"))
+
+
+@pytest.mark.parametrize("name", JOBS)
+def test_a_stop_raises_cancelled_after_the_units_done_and_yields_no_done(
+    name: str, job_input, tmp_path: Path
+) -> None:
+    model, video = job_input
+    seen: list[Event] = []
+    with pytest.raises(Cancelled, match="stopped"):
+        for event in JOBS[name](model, video, tmp_path, after(2)):
+            seen.append(event)
+    assert not any(isinstance(e, Done) for e in seen)
+    assert len([e for e in seen if isinstance(e, FrameDone)]) in (0, 2)  # exports: none
+    assert not any(tmp_path.iterdir()), "a stopped export leaves no file"
+
+
+@pytest.mark.parametrize("name", ["export_features", "export_attribution"])
+def test_a_stop_after_the_last_unit_keeps_the_finished_file(
+    name: str, job_input, tmp_path: Path
+) -> None:
+    model, video = job_input
+    events = list(JOBS[name](model, video, tmp_path, after(len(video))))
+    assert isinstance(events[-1], Done)
+    (written,) = tmp_path.glob("*.tif")
+    assert len(tifffile.imread(written)) in (len(video), len(video) - 1)
