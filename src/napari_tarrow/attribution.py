@@ -113,9 +113,9 @@ def attribute(
 ) -> Iterator[Event]:
     """Grad-CAM for every pair (t, t+Δt) of ``video``.
 
-    Yields ``FrameDone(k, cam)`` with cam (Y, X) float32 numpy for pair k (in the
-    order of ``video.pairs(delta)`` unless ``pairs`` is given), Progress per pair,
-    then ``Done(pairs)``: the (K, 2) frame positions of the pairs. Progress
+    Yields ``FrameDone(t, cam, pair=k)`` with cam (Y, X) float32 numpy for pair k,
+    (t, t+Δt), in the order of ``video.pairs(delta)`` unless ``pairs`` is given;
+    Progress per pair; then ``Done(pairs)``: the (K, 2) frame positions of the pairs. Progress
     carries ``{"tile": side}`` once out-of-memory retries reduced the tile. A stop
     request raises :class:`~napari_tarrow.errors.Cancelled` before the next pair.
     """
@@ -135,7 +135,7 @@ def attribute(
             if f not in cache:
                 cache[f] = frame_features(model, video.frame(f), side)
         cam = gradcam(model, cache[i], cache[j], side)
-        yield FrameDone(k, cam.cpu().numpy().astype(np.float32))
+        yield FrameDone(int(i), cam.cpu().numpy().astype(np.float32), pair=k)
         yield Progress("attribution", k + 1, len(pairs), tile_info(side))
         keep_from = pairs[k + 1][0] if k + 1 < len(pairs) else np.inf
         for f in [f for f in cache if f < keep_from]:  # pairs are sorted by first frame
@@ -242,7 +242,7 @@ def export_attribution(
                 write(event.data)
                 rows.append(
                     regions_table(
-                        [event.data], times[event.index : event.index + 1], top_k
+                        [event.data], times[event.pair : event.pair + 1], top_k
                     )
                 )
             elif isinstance(event, Progress):

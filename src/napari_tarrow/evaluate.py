@@ -300,7 +300,7 @@ def evaluate(
         with stopped_means(STOPPED):
             for ev in attribute(net, video, delta, tile, stop, pairs):
                 if isinstance(ev, FrameDone):
-                    t0 = int(times[pairs[ev.index, 0]])
+                    t0 = int(times[ev.frame])
                     peaks[name].append(peak_rows(ev.data, t0, top_k, min_distance))
                 elif isinstance(ev, Progress):
                     yield Progress("evaluate", done + ev.done, total)

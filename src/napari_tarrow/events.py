@@ -40,10 +40,15 @@ class Checkpoint:
 
 @dataclass(frozen=True)
 class FrameDone:
-    """Result for one output frame ``index`` (e.g. one Grad-CAM map, (Y, X))."""
+    """The result at position ``frame`` of the video (e.g. its features, or a map (Y, X)).
 
-    index: int
+    A result of the pair (t, t+Δt) sits at ``frame`` t, and ``pair`` is the pair's number
+    in the job's list of pairs; results of single frames have ``pair`` None.
+    """
+
+    frame: int
     data: Any = None
+    pair: int | None = None
 
 
 @dataclass(frozen=True)

@@ -66,3 +66,19 @@ def test_a_stop_after_the_last_unit_keeps_the_finished_file(
     assert isinstance(events[-1], Done)
     (written,) = tmp_path.glob("*.tif")
     assert len(tifffile.imread(written)) in (len(video), len(video) - 1)
+
+
+def test_frame_done_names_the_frame_and_the_pair(job_input, tmp_path: Path) -> None:
+    model, video = job_input
+    pairs = np.array([[0, 2], [1, 3]])
+    done = [
+        e for e in attribute(model, video, 2, pairs=pairs) if isinstance(e, FrameDone)
+    ]
+    assert [(e.frame, e.pair) for e in done] == [(0, 0), (1, 1)]
+    done = [e for e in video_features(model, video) if isinstance(e, FrameDone)]
+    assert [(e.frame, e.pair) for e in done] == [
+        (0, None),
+        (1, None),
+        (2, None),
+        (3, None),
+    ]

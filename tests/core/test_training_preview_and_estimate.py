@@ -48,7 +48,7 @@ def test_previews_follow_each_epoch_and_leave_training_unchanged(
     )
     assert _metrics(events) == _metrics(plain)  # bit for bit, timing aside
     previews = [e for e in events if isinstance(e, FrameDone)]
-    assert [p.index for p in previews] == [4, 10]  # the last frame pairs back (10, 11)
+    assert [p.frame for p in previews] == [4, 10]  # the last frame pairs back (10, 11)
     for p in previews:
         cam, seconds = p.data
         assert cam.shape == small_video.shape[1:] and cam.dtype == np.float32

@@ -60,7 +60,8 @@ def attribution_job(
     for event in attribute(model, video, delta, stop=stop, pairs=pairs):
         if isinstance(event, FrameDone):
             cam = event.data
-            yield FrameDone(int(pairs[event.index][0]), (cam, top_regions(cam, top_k)))
+            regions = top_regions(cam, top_k)
+            yield FrameDone(event.frame, (cam, regions), pair=event.pair)
         else:
             yield event
 
@@ -174,7 +175,7 @@ class AttributionWidget(ModelVideoWidget):
     def _on_event(self, event: Event) -> None:
         if not isinstance(event, FrameDone) or self._maps is None:
             return
-        t, (cam, regions) = event.index, event.data
+        t, (cam, regions) = event.frame, event.data
         self._maps[t] = cam
         rows = np.column_stack([np.full(len(regions), t, float), regions])
         self.rows = np.concatenate([self.rows, rows])

@@ -325,7 +325,7 @@ class TrainWidget(QWidget):
             self._epoch = event.epoch + 1
             self.plot.add(event.epoch + 1, event.values)
         elif isinstance(event, FrameDone) and self._preview is not None:
-            self._show_preview(event.index, *event.data)
+            self._show_preview(event.frame, *event.data)
         elif isinstance(event, Checkpoint) and event.kind == "best":
             self.buttons.status.value = f"running; best model saved in {event.path}"
         elif isinstance(event, Progress) and event.info:
