@@ -7,7 +7,7 @@ one frame.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,4 +67,15 @@ def drain(events: Iterable[Event]) -> Any:
     for event in events:
         if isinstance(event, Done):
             result = event.result
+    return result
+
+
+def relay(events: Iterator[Event]) -> Iterator[Event]:
+    """Pass a job's events on, except its Done, whose result ``yield from`` returns."""
+    result = None
+    for event in events:
+        if isinstance(event, Done):
+            result = event.result
+        else:
+            yield event
     return result

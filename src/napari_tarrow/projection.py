@@ -7,13 +7,13 @@ time; the result is an RGB (T, Y, X, 3) uint8 video.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
 from .errors import Cancelled, ConfigError
-from .events import Progress
+from .events import Done, Event, Progress
 
 
 def principal_components_rgb(
@@ -21,8 +21,8 @@ def principal_components_rgb(
     n_sample: int = 50_000,
     seed: int = 0,
     stop: Callable[[], bool] = lambda: False,
-) -> Generator[Progress, None, np.ndarray]:
-    """Project (T, C, Y, X) ``features`` on their top 3 components; returns (T, Y, X, 3) uint8.
+) -> Iterator[Event]:
+    """Project (T, C, Y, X) ``features`` on their top 3 components: Done((T, Y, X, 3) uint8).
 
     Each component is scaled by its 1st-99th percentiles over the sample.
     """
@@ -56,4 +56,4 @@ def principal_components_rgb(
         rgb = ((z - mean) @ basis.T - lo) * scale
         out[t] = np.clip(rgb, 0, 255).reshape(ny, nx, 3).astype(np.uint8)
         yield Progress("principal components", t + 1, n_t)
-    return out
+    yield Done(out)

@@ -14,9 +14,10 @@ import tifffile
 from napari_tarrow.attribution import attribute, export_attribution
 from napari_tarrow.data.video import Video
 from napari_tarrow.errors import Cancelled
-from napari_tarrow.events import Done, Event, FrameDone
+from napari_tarrow.events import Done, Event, FrameDone, drain
 from napari_tarrow.features import export_features, video_features
 from napari_tarrow.model import TapModel
+from napari_tarrow.projection import principal_components_rgb
 
 Job = Callable[[TapModel, Video, Path, Callable[[], bool]], Iterator[Event]]
 JOBS: dict[str, Job] = {
@@ -82,3 +83,11 @@ def test_frame_done_names_the_frame_and_the_pair(job_input, tmp_path: Path) -> N
         (2, None),
         (3, None),
     ]
+
+
+def test_the_principal_components_end_in_done_like_every_job() -> None:
+    features = np.random.default_rng(0).random((3, 5, 16, 12), dtype=np.float32)
+    rgb = drain(principal_components_rgb(features))
+    assert rgb.shape == (3, 16, 12, 3) and rgb.dtype == np.uint8
+    with pytest.raises(Cancelled, match="stopped"):
+        drain(principal_components_rgb(features, stop=after(1)))

@@ -18,12 +18,11 @@ import torch.nn.functional as F
 
 from ..data.video import Video
 from ..errors import Cancelled, TarrowError
-from ..events import Done, Event, Metrics, Progress
+from ..events import Done, Event, Metrics, Progress, relay
 from ..features import DEFAULT_TILE
 from ..model import TapModel
 from .cache import FeatureCache
 from .labels import LabelsError
-from .relay import relay
 from .segment import as_video, partners
 
 

@@ -10,13 +10,12 @@ import numpy as np
 
 from .. import __version__
 from ..data.video import read_video
-from ..events import Done, Event, FrameDone
+from ..events import Done, Event, FrameDone, relay
 from ..export import check_output, tiff_stream, write_sidecar
 from ..model import TapModel
 from .labels import LabelsError, labels_from_mask
 from .metrics import ObjectScores, object_f1
 from .postprocess import frame_labels
-from .relay import relay
 from .segment import DivisionSegmenter, SegmentationConfig
 
 

@@ -42,13 +42,12 @@ from ..config import TapConfig, _check, _section
 from ..data.video import Video
 from ..device import tune_cpu_allocator
 from ..errors import Cancelled, ConfigError, ModelFolderError, TarrowError
-from ..events import Done, Event, FrameDone, Metrics, Progress
+from ..events import Done, Event, FrameDone, Metrics, Progress, relay
 from ..features import DEFAULT_TILE, frame_features
 from ..model import TapModel
 from .cache import FeatureCache
 from .labels import BACKGROUND, DIVIDING, LabelsError, check_labels
 from .postprocess import MIN_SIZE, probability_to_labels
-from .relay import relay
 
 MODES = ("frozen", "finetune", "baseline")
 HEADS = ("linear", "conv")

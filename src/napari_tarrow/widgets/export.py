@@ -15,7 +15,7 @@ from qtpy.QtWidgets import QMessageBox
 from ..atomic import human_size
 from ..data.video import Video
 from ..errors import TarrowError
-from ..events import Done, Event
+from ..events import Done, Event, relay
 from ..export import check_output, check_zarr_output, open_output
 from ..features import export_features, features_shape
 from ..model import TapModel
@@ -47,12 +47,10 @@ def export_job(
 
     The format follows the suffix of ``path`` (``.zarr``: OME-Zarr, else TIFF).
     """
-    for event in export_features(model, video, path, dtype, stop=stop):
-        if not isinstance(event, Done):
-            yield event
+    yield from relay(export_features(model, video, path, dtype, stop=stop))
     rgb = None
     if preview:
-        rgb = yield from principal_components_rgb(open_output(path), stop=stop)
+        rgb = yield from relay(principal_components_rgb(open_output(path), stop=stop))
     yield Done((path, rgb))
 
 

@@ -25,9 +25,8 @@ from napari.utils.notifications import show_error, show_info
 
 from ..data.video import Video
 from ..downstream import DIVIDING, DivisionSegmenter, SegmentationConfig
-from ..downstream.relay import relay
 from ..errors import TarrowError
-from ..events import Done, Event
+from ..events import Done, Event, relay
 from ._common import (
     LayerChoice,
     ModelVideoWidget,
