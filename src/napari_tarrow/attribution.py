@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .config import TOP_K
 from .data.video import Video
 from .errors import Cancelled, VideoError, stopped_means
 from .events import Checkpoint, Done, Event, FrameDone, Progress
@@ -215,7 +216,7 @@ def export_attribution(
     path: str | Path,
     delta: int = 1,
     regions: str | Path | None = None,
-    top_k: int = 8,
+    top_k: int = TOP_K,
     tile: int | AdaptiveTile | None = DEFAULT_TILE,
     stop: Callable[[], bool] = lambda: False,
     source: str | None = None,

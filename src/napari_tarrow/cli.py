@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import PRESETS
+from .config import PRESETS, TOP_K
 from .errors import Cancelled, TarrowError
 
 log = logging.getLogger("napari_tarrow")
@@ -505,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument(
                 "--regions", help="CSV of the top-k regions per pair (t,y,x,score)"
             )
-            s.add_argument("--top-k", type=int, default=8)
+            s.add_argument("--top-k", type=int, default=TOP_K)
         else:
             s.add_argument("--dtype", choices=["float16", "float32"], default="float16")
             s.add_argument(
@@ -538,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="CTC lineage man_track.txt, with its man_trackNNN.tif masks beside it",
     )
     e.add_argument("--out", help="CSV table to write (one row per method)")
-    e.add_argument("--top-k", type=int, default=6, help="peaks per frame pair")
+    e.add_argument("--top-k", type=int, default=TOP_K, help="peaks per frame pair")
     e.add_argument(
         "--radius",
         type=float,

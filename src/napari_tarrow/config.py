@@ -360,6 +360,9 @@ def _is(kind: type, value: Any) -> bool:
     return isinstance(value, (int, float) if kind is float else kind)
 
 
+#: Top regions per attribution map wherever a default is needed (CLI, widget, evaluate).
+TOP_K = 6
+
 #: Starting points for a run, by name: the CLI's ``--preset`` and the train widget's
 #: preset menu. "fast" is the CPU recipe, "paper" the paper's GPU configuration.
 PRESETS: dict[str, TapConfig] = {

@@ -26,6 +26,7 @@ from skimage.filters import gaussian
 
 from .atomic import write_text
 from .attribution import attribute
+from .config import TOP_K
 from .ctc import Annotations, Division, TracksError, foreground, label_centroids
 from .data.resample import downscale
 from .data.video import Video
@@ -207,7 +208,7 @@ def evaluate(
     video: Video,
     truth: Annotations,
     delta: int = 1,
-    top_k: int = 6,
+    top_k: int = TOP_K,
     radius: float = 25.0,
     frames: tuple[int, int] | None = None,
     tolerance: int = 2,

@@ -25,6 +25,9 @@ from .cache import FeatureCache
 from .labels import LabelsError
 from .segment import as_video, partners
 
+#: Radius (pixels) of the disc whose features describe a point: about a nucleus radius.
+RADIUS = 6
+
 
 @dataclass(frozen=True)
 class ClassPrediction:
@@ -40,7 +43,7 @@ def point_features(
     video: Video,
     points: np.ndarray,
     delta: int = 1,
-    radius: int = 4,
+    radius: int = RADIUS,
     stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[Event]:
     """Descriptors (N, 2C) of points (N, 3) = (t, y, x); yields Progress, ``Done(array)``.
@@ -85,7 +88,7 @@ class CellStateClassifier:
         self,
         tap: TapModel,
         delta: int = 1,
-        radius: int = 4,
+        radius: int = RADIUS,
         epochs: int = 300,
         lr: float = 0.05,
         weight_decay: float = 1e-3,

@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..attribution import attribute, pair_at
+from ..config import TOP_K
 from ..data.video import Video
 from ..errors import TarrowError, VideoError
 from ..events import Event, FrameDone
@@ -84,7 +85,7 @@ class AttributionWidget(ModelVideoWidget):
             label="top regions per frame",
             min=0,
             max=100,
-            value=6,
+            value=TOP_K,
             tooltip="Strongest peaks of each map listed in the table and drawn as points (0: none).",
         )
         self.buttons = RunButtons(self.runner, "Compute attribution")

@@ -17,7 +17,7 @@ from napari.layers import Points
 from napari.utils.notifications import show_error, show_info
 
 from ..data.video import Video
-from ..downstream.classify import CellStateClassifier
+from ..downstream.classify import RADIUS, CellStateClassifier
 from ..errors import TarrowError
 from ..events import Done, Event, relay
 from ._common import (
@@ -62,7 +62,7 @@ class ClassifyWidget(ModelVideoWidget):
             label="radius (pixels)",
             min=1,
             max=100,
-            value=6,
+            value=RADIUS,
             tooltip="Features are averaged over a disc of this radius around each point: about a nucleus radius.",
         )
         self.buttons = RunButtons(self.runner, "Train and classify")
