@@ -25,7 +25,9 @@ def test_top_regions_per_map_default_to_one_value_everywhere(
 ) -> None:
     viewer = make_napari_viewer()
     parser = build_parser()
-    cli_attribute = parser.parse_args(["attribute", "m", "v.tif", "--out", "a.tif"]).top_k
+    cli_attribute = parser.parse_args(
+        ["attribute", "m", "v.tif", "--out", "a.tif"]
+    ).top_k
     cli_evaluate = parser.parse_args(
         ["evaluate", "m", "v.tif", "--tracks", "t.txt"]
     ).top_k
