@@ -17,6 +17,8 @@ from .errors import ConfigError
 DEVICES = ("auto", "cpu", "cuda", "mps")
 log = logging.getLogger(__name__)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+#: Set to 0 to keep glibc's allocator defaults (e.g. in a napari session short of memory).
+TUNE_MALLOC_SWITCH = "NAPARI_TARROW_TUNE_MALLOC"
 
 
 def available_devices() -> list[str]:
@@ -93,9 +95,10 @@ def tune_cpu_allocator() -> bool:
     pair here (the same gain as jemalloc with decay off; in a worker thread,
     as in napari, attribution gained 15-30 %). The price: the heap keeps its
     peak size until :func:`release_cpu_heap`. Process-wide, once; returns True
-    if applied.
+    if applied. ``NAPARI_TARROW_TUNE_MALLOC=0`` in the environment turns it off.
     """
-    if not sys.platform.startswith("linux"):
+    switched_off = os.environ.get(TUNE_MALLOC_SWITCH) == "0"
+    if switched_off or not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from napari_tarrow import features
+from napari_tarrow.device import TUNE_MALLOC_SWITCH
 from napari_tarrow.model import TapModel
 
 HEAP_RUN = textwrap.dedent(
@@ -21,36 +23,39 @@ HEAP_RUN = textwrap.dedent(
     def resident_mb():
         return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
 
-    if sys.argv[1] == "tuned":
-        assert tune_cpu_allocator()
+    applied = sys.argv[1] != "default" and tune_cpu_allocator()
     base = resident_mb()
     for _ in range(3):  # like the activations of a tile: allocated, written, freed
         a = np.ones(200 * 2**20 // 8)
         del a
     kept = resident_mb() - base
     release_cpu_heap()
-    print(round(kept), round(resident_mb() - base))
+    print(int(applied), round(kept), round(resident_mb() - base))
     """
 )
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
 def test_tuned_heap_keeps_freed_memory_until_released() -> None:
-    def run(mode: str) -> tuple[int, int]:
+    def run(mode: str, switch: str | None = None) -> tuple[int, int, int]:
+        env = {k: v for k, v in os.environ.items() if k != TUNE_MALLOC_SWITCH}
         out = subprocess.run(
             [sys.executable, "-c", HEAP_RUN, mode],
             capture_output=True,
             text=True,
             check=True,
+            env=env if switch is None else {**env, TUNE_MALLOC_SWITCH: switch},
         )
-        kept, released = map(int, out.stdout.split())
-        return kept, released
+        applied, kept, released = map(int, out.stdout.split())
+        return applied, kept, released
 
-    default_kept, _ = run("default")
-    kept, released = run("tuned")
+    _, default_kept, _ = run("default")
+    applied, kept, released = run("tuned")
     assert default_kept < 20  # glibc's defaults: freed at once (mmap), faulted in again
-    assert kept > 150  # tuned: the 200 MB stay in the heap for the next allocation
+    assert applied and kept > 150  # tuned: the 200 MB stay in the heap for the next one
     assert released < 20  # and go back to the OS when released
+    applied, kept, _ = run("tuned", switch="0")
+    assert not applied and kept < 20  # switched off: glibc's defaults stay
 
 
 def test_cpu_features_tune_the_allocator(tiny_model_dir, monkeypatch) -> None:
