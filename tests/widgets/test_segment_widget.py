@@ -6,7 +6,7 @@ import numpy as np
 
 from napari_tarrow.sample_data import dividing_cells
 from napari_tarrow.widgets import SegmentWidget, segment
-from napari_tarrow.widgets._models import STORE
+from napari_tarrow.widgets._models import store_of
 
 SCALE = (1.0, 0.5, 0.5)
 
@@ -14,9 +14,8 @@ SCALE = (1.0, 0.5, 0.5)
 def test_paint_train_predict_and_retrain_in_place(
     make_napari_viewer, qtbot, tiny_model_dir, messages
 ):
-    STORE.models.clear()
-    STORE.load(tiny_model_dir, device="cpu")
     viewer = make_napari_viewer()
+    store_of(viewer).load(tiny_model_dir, device="cpu")
     sim = dividing_cells(n_frames=6, shape=(64, 64), n_cells=8, seed=2)
     viewer.add_image(sim.video, name="cells", scale=SCALE)
     w = SegmentWidget(viewer)
@@ -52,9 +51,8 @@ def test_classify_points_of_two_states(
 ):
     from napari_tarrow.widgets import ClassifyWidget
 
-    STORE.models.clear()
-    STORE.load(tiny_model_dir, device="cpu")
     viewer = make_napari_viewer()
+    store_of(viewer).load(tiny_model_dir, device="cpu")
     sim = dividing_cells(n_frames=6, shape=(64, 64), n_cells=8, seed=2)
     viewer.add_image(sim.video, name="cells", scale=SCALE)
     w = ClassifyWidget(viewer)

@@ -18,7 +18,7 @@ from napari_tarrow.config import SCHEMA_VERSION
 from napari_tarrow.lock import lock_path
 from napari_tarrow.model import TapModel
 from napari_tarrow.widgets import AttributionWidget, TrainWidget, attribution
-from napari_tarrow.widgets._models import STORE, ModelPicker
+from napari_tarrow.widgets._models import ModelPicker, ModelStore, store_of
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CLOSE_DURING_TRAINING = textwrap.dedent(
@@ -74,8 +74,7 @@ def test_closing_napari_during_training_leaves_no_folder_or_a_loadable_one(
 
 @pytest.fixture
 def picker(messages):
-    STORE.models.clear()
-    return ModelPicker()
+    return ModelPicker(ModelStore())
 
 
 def _broken(tmp_path: Path, source: Path, kind: str) -> Path:
@@ -112,7 +111,7 @@ def test_a_broken_model_folder_gives_one_notification(
     assert len(messages) == 1, messages
     level, text = messages[0]
     assert level == "show_error" and words in text and "\n" not in text
-    assert not STORE.models
+    assert not picker.store.models
 
 
 def test_attribution_of_a_long_lazy_video_is_kept_on_disk(
@@ -123,8 +122,7 @@ def test_attribution_of_a_long_lazy_video_is_kept_on_disk(
     frames = da.random.RandomState(0).random(shape, chunks=(1, 128, 128))
     viewer = make_napari_viewer()
     viewer.add_image(frames.astype(np.float32), name="long")
-    STORE.models.clear()
-    STORE.load(tiny_model_dir, device="cpu")
+    store_of(viewer).load(tiny_model_dir, device="cpu")
     w = AttributionWidget(viewer)
     w.mode.value = attribution.WHOLE
     w.top_k.value = 1

@@ -18,7 +18,7 @@ from napari_tarrow.widgets import (
     TrainWidget,
     attribution,
 )
-from napari_tarrow.widgets._models import STORE
+from napari_tarrow.widgets._models import store_of
 from napari_tarrow.widgets.train import NEW_MODEL
 
 GEOMETRY = {"scale": (2.0, 0.5, 0.5), "translate": (0.0, 10.0, -4.0)}
@@ -28,7 +28,6 @@ GEOMETRY = {"scale": (2.0, 0.5, 0.5), "translate": (0.0, 10.0, -4.0)}
 def viewer(make_napari_viewer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """A viewer with a small synthetic time-lapse ``cells`` (scaled and translated)."""
     monkeypatch.setenv("HOME", str(tmp_path))  # default model folders go there
-    STORE.models.clear()
     v = make_napari_viewer()
     sim = dividing_cells(n_frames=8, shape=(64, 64), n_cells=6, seed=1)
     v.add_image(sim.video, name="cells", **GEOMETRY)
@@ -36,11 +35,11 @@ def viewer(make_napari_viewer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
 
 
 @pytest.fixture
-def loaded_model(tiny_model_dir: Path) -> TapModel:
-    """The tiny test model, added to the session's model store."""
-    STORE.models.clear()
-    STORE.load(tiny_model_dir, device="cpu")
-    return next(iter(STORE.models.values()))
+def loaded_model(viewer, tiny_model_dir: Path) -> TapModel:
+    """The tiny test model, added to the viewer's model store."""
+    store = store_of(viewer)
+    store.load(tiny_model_dir, device="cpu")
+    return next(iter(store.models.values()))
 
 
 def tiny_settings(w: TrainWidget, out: Path, epochs: int = 2) -> None:
@@ -69,7 +68,7 @@ def test_training_runs_to_completion_and_plots(viewer, qtbot, tmp_path, messages
     assert w.buttons.run.enabled and not w.buttons.stop.enabled
     assert [kind for kind, _ in messages] == ["show_info"], messages
     name = f"{tmp_path.name}/model"  # a folder named "model" is shown with its parent
-    assert STORE.models[name].folder == tmp_path / "model"
+    assert store_of(viewer).models[name].folder == tmp_path / "model"
     card = AttributionWidget(viewer).model.card.value
     assert card.startswith(f"{name}: 2 epochs, 64 samples, validation accuracy 0.")
     assert card.endswith("Warning: near-untrained: 64 samples seen; train longer")
@@ -179,7 +178,6 @@ def test_bad_video_gives_a_message_and_stays_idle(
 
 
 def test_attribution_without_a_model_says_so(viewer, messages):
-    STORE.models.clear()
     w = AttributionWidget(viewer)
     w.buttons.run.clicked.emit()
     assert w.runner.state == "idle"
@@ -352,7 +350,7 @@ def test_load_model_plots_its_training_log(viewer, tiny_model_dir, tmp_path, mes
     w = TrainWidget(viewer)
     w.load(folder)
     assert len(w.plot.series["loss"]) == 1
-    assert "tiny" in STORE.models
+    assert "tiny" in store_of(viewer).models
     w.load(tiny_model_dir.parent / "missing")
     assert messages[-1][0] == "show_error" and "does not exist" in messages[-1][1]
 
@@ -442,7 +440,7 @@ def test_deleted_widgets_stop_listening_to_the_model_store(viewer, tiny_model_di
     for w in (TrainWidget(viewer), AttributionWidget(viewer)):
         w.deleteLater()
     QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-    STORE.load(
+    store_of(viewer).load(
         tiny_model_dir, device="cpu"
     )  # raised "wrapped C/C++ object ... deleted"
 
@@ -485,3 +483,13 @@ def test_a_stopped_whole_video_attribution_shows_the_maps_it_made(
     assert [t for t in range(8) if maps.data[t].any()] == [0, 1]
     assert set(viewer.layers["cells top regions"].features["frame"]) == {0, 1}
     assert ("show_info", "attribution stopped after 2 of 7 pairs") in messages
+
+
+def test_each_viewer_has_its_own_models(make_napari_viewer, tiny_model_dir):
+    first, second = make_napari_viewer(), make_napari_viewer()
+    widgets = AttributionWidget(first), AttributionWidget(second)
+    picker_1, picker_2 = (w.model for w in widgets)
+    store_of(first).load(tiny_model_dir, device="cpu")
+    assert picker_1.model is not None and picker_1.combo.value == "tiny"
+    assert picker_2.model is None and not store_of(second).models
+    assert store_of(first) is picker_1.store is store_of(first)

@@ -18,7 +18,7 @@ from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 from ..data.video import Video
 from ._jobs import JobRunner
 from ._layers import layer_data, video_from_layer
-from ._models import ModelPicker
+from ._models import ModelPicker, store_of
 
 
 def scrolled_layout(widget: QWidget) -> QVBoxLayout:
@@ -183,5 +183,5 @@ class ModelVideoWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.runner = JobRunner(self)
-        self.model = ModelPicker()
+        self.model = ModelPicker(store_of(napari_viewer))
         self.video = VideoPicker(napari_viewer)

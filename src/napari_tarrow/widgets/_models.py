@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
+from typing import Any
 
 import torch
 from magicgui.widgets import ComboBox, Container, Label, PushButton
@@ -42,8 +44,16 @@ class ModelStore:
         return self.add(TapModel.from_folder(folder, device=device))
 
 
-#: The session's models, shared by all napari-tarrow widgets.
-STORE = ModelStore()
+_STORES: dict[int, ModelStore] = {}
+
+
+def store_of(viewer: Any) -> ModelStore:
+    """Return the models of one viewer, shared by its widgets; they go with the viewer."""
+    key = id(viewer)
+    if key not in _STORES:
+        _STORES[key] = ModelStore()
+        weakref.finalize(viewer, _STORES.pop, key, None)
+    return _STORES[key]
 
 
 def device_choices() -> list[tuple[str, str]]:
@@ -59,9 +69,9 @@ def device_choices() -> list[tuple[str, str]]:
 
 
 class ModelPicker(Container):
-    """A model drop-down fed by :data:`STORE`, the chosen model's card, a "Load model…" button."""
+    """A model drop-down fed by a :class:`ModelStore`, the chosen model's card, "Load model…"."""
 
-    def __init__(self, store: ModelStore = STORE) -> None:
+    def __init__(self, store: ModelStore) -> None:
         self.store = store
         self.combo = ComboBox(
             label="model",

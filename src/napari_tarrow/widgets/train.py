@@ -30,7 +30,7 @@ from ..train import METRICS, estimate_time, fine_tuning_config, train
 from ._common import RunButtons, VideoPicker, scrolled_layout, time_left
 from ._jobs import JobRunner
 from ._layers import DiskFrames, add_or_update, result_name, spatial_transform
-from ._models import STORE, device_choices
+from ._models import device_choices, store_of
 from ._plot import MetricsPlot
 
 #: The "start from" choice that trains a new network instead of fine-tuning a model.
@@ -76,6 +76,7 @@ class TrainWidget(QWidget):
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__()
         self.viewer = napari_viewer
+        self.store = store_of(napari_viewer)  # the models of this viewer's widgets
         self.runner = JobRunner(self)
         self.video = VideoPicker(napari_viewer)
         devices = device_choices()
@@ -189,15 +190,16 @@ class TrainWidget(QWidget):
         self.preview_budget = PREVIEW_BUDGET  # share of the training time
         self._estimated: tuple[Any, str] | None = None  # (train config, device) timed
         refresh = self.start_from.reset_choices
-        STORE.changed.connect(refresh)
-        self.destroyed.connect(lambda: STORE.changed.disconnect(refresh))
+        store = self.store
+        store.changed.connect(refresh)
+        self.destroyed.connect(lambda: store.changed.disconnect(refresh))
 
     def _start_choices(self, _widget: object = None) -> list[str]:
-        return [NEW_MODEL, *STORE.models]
+        return [NEW_MODEL, *self.store.models]
 
     def _apply_start(self, _value: object = None) -> None:
         """Lock the features field to the starting model's (it fixes the architecture)."""
-        start = STORE.models.get(self.start_from.value)
+        start = self.store.models.get(self.start_from.value)
         self.features.enabled = start is None
         if start is not None:
             self.features.value = start.config.model.features
@@ -237,7 +239,7 @@ class TrainWidget(QWidget):
                 val_samples=min(c.train.val_samples, self.samples.value),
             ),
         )
-        start = STORE.models.get(self.start_from.value)
+        start = self.store.models.get(self.start_from.value)
         return config if start is None else fine_tuning_config(config, start)
 
     def start(self) -> None:
@@ -336,7 +338,7 @@ class TrainWidget(QWidget):
             )
 
     def _on_done(self, model: Any) -> None:
-        name = STORE.add(model)
+        name = self.store.add(model)
         stopped = "stopped; " if self.runner.stop_requested else ""
         show_info(f"Training {stopped}model '{name}' saved in {model.folder}.")
         self._suggest_folder()
@@ -344,7 +346,7 @@ class TrainWidget(QWidget):
     def load(self, folder: str | Path) -> None:
         """Add an existing model folder to the session and plot its training log."""
         try:
-            name = STORE.load(folder)
+            name = self.store.load(folder)
         except TarrowError as e:
             show_error(str(e))
             return
