@@ -493,3 +493,17 @@ def test_each_viewer_has_its_own_models(make_napari_viewer, tiny_model_dir):
     assert picker_1.model is not None and picker_1.combo.value == "tiny"
     assert picker_2.model is None and not store_of(second).models
     assert store_of(first) is picker_1.store is store_of(first)
+
+
+def test_without_threads_a_job_has_ended_when_the_click_returns(
+    viewer, loaded_model, monkeypatch
+):
+    from napari_tarrow.widgets import _jobs
+
+    monkeypatch.setenv(_jobs.NO_THREADS, "1")
+    w = AttributionWidget(viewer)
+    w.mode.value = attribution.WHOLE
+    w.buttons.run.clicked.emit()  # no waiting: the job ran in this thread
+    assert w.runner.state == "idle" and w.runner.worker is None
+    maps = viewer.layers["cells attribution"]
+    assert [t for t in range(8) if maps.data[t].any()] == list(range(7))

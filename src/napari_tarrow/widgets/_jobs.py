@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import threading
 import time
 import weakref
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 #: Seconds between two progress updates on screen (each repaint of a window holding
 #: napari's OpenGL canvas composes the whole window).
 UPDATE_INTERVAL = 1.0
+#: ``NAPARI_TARROW_NOTHREADS=1`` runs every job in the calling thread (the widget tests, a
+#: debugger), as stardist-napari offers; the GUI does not respond until the job ends.
+NO_THREADS = "NAPARI_TARROW_NOTHREADS"
 
 #: A job: given a stop callable, returns the core event generator to run.
 JobFactory = Callable[[Callable[[], bool]], Iterator[Event]]
@@ -138,6 +142,11 @@ class JobRunner(QObject):
                 log.exception("napari-tarrow could not show a result")
                 show_error(f"Could not show the result ({type(e).__name__}: {e}).")
 
+        if os.environ.get(NO_THREADS) == "1":  # tests and debugging: all in this thread
+            for event in _guarded(job, self._stop.is_set):
+                handle(event)
+            self._finished()
+            return
         self.worker = create_worker(
             _guarded, job, self._stop.is_set, _start_thread=False
         )
