@@ -26,3 +26,11 @@ def messages(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
                     module, kind, lambda text, _k=kind: got.append((_k, str(text)))
                 )
     return got
+
+
+@pytest.fixture(autouse=True)
+def jobs_without_threads(request: pytest.FixtureRequest, monkeypatch) -> None:
+    """Run widget jobs in the test's own thread (NAPARI_TARROW_NOTHREADS), except in tests
+    that act while a job runs (Stop, closing a window): those are marked ``threaded``."""
+    if request.node.get_closest_marker("threaded") is None:
+        monkeypatch.setenv(_jobs.NO_THREADS, "1")

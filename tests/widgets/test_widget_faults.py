@@ -54,6 +54,7 @@ CLOSE_DURING_TRAINING = textwrap.dedent(
 )
 
 
+@pytest.mark.threaded
 def test_closing_napari_during_training_leaves_no_folder_or_a_loadable_one(
     tmp_path,
 ) -> None:
@@ -147,6 +148,7 @@ def test_attribution_of_a_long_lazy_video_is_kept_on_disk(
 
 
 @pytest.mark.parametrize("ending", ["stop", "error"])
+@pytest.mark.threaded
 def test_stop_or_error_before_the_first_save_leaves_no_lock_and_no_broken_folder(
     make_napari_viewer, qtbot, tmp_path, messages, ending
 ) -> None:

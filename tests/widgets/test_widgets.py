@@ -54,6 +54,7 @@ def wait_idle(qtbot, runner, timeout: int = 180_000) -> None:
     qtbot.waitUntil(lambda: runner.state == "idle", timeout=timeout)
 
 
+@pytest.mark.threaded
 def test_training_runs_to_completion_and_plots(viewer, qtbot, tmp_path, messages):
     w = TrainWidget(viewer)
     tiny_settings(w, tmp_path / "model")
@@ -76,6 +77,7 @@ def test_training_runs_to_completion_and_plots(viewer, qtbot, tmp_path, messages
     assert w.out.value.parent == tmp_path  # beside the one the user chose
 
 
+@pytest.mark.threaded
 def test_training_previews_the_map_of_the_frame_under_the_slider(
     viewer, qtbot, tmp_path
 ):
@@ -94,6 +96,7 @@ def test_training_previews_the_map_of_the_frame_under_the_slider(
     assert maps.contrast_limits[1] > 0
 
 
+@pytest.mark.threaded
 def test_stop_returns_to_idle_and_leaves_a_loadable_model(viewer, qtbot, tmp_path):
     w = TrainWidget(viewer)
     tiny_settings(w, tmp_path / "model", epochs=1000)
@@ -108,6 +111,7 @@ def test_stop_returns_to_idle_and_leaves_a_loadable_model(viewer, qtbot, tmp_pat
     assert model.config.train.epochs == 1000
 
 
+@pytest.mark.threaded
 def test_closing_the_window_stops_training(viewer, qtbot, tmp_path):
     from qtpy.QtCore import QEvent, QObject
     from qtpy.QtGui import QCloseEvent
@@ -313,6 +317,7 @@ def test_export_shows_its_size_and_asks_before_a_big_one(
     assert tifffile.imread(tmp_path / "features.tif").dtype == np.float32
 
 
+@pytest.mark.threaded
 def test_a_second_start_while_running_is_refused(
     viewer, qtbot, tmp_path, loaded_model, messages
 ):
