@@ -93,10 +93,10 @@ def test_train_attribute_export_a_video_larger_than_the_memory_limit(
 ) -> None:
     script = tmp_path / "limited.py"
     script.write_text(LIMITED_RUN)
-    # RLIMIT_AS counts address space: each extra glibc arena (one per thread that
-    # contends, created by timing) reserves 64 MiB of it without using memory, and made
-    # oneDNN fail ("could not create a primitive") once in a full suite. One arena
-    # makes the limit count what is used.
+    # RLIMIT_AS counts address space, and each extra glibc arena (made when threads
+    # contend, so by timing) reserves 64 MiB of it without using memory; oneDNN failed
+    # once in a full suite ("could not create a primitive"). With one arena the limit
+    # counts what is used.
     done = subprocess.run(
         [sys.executable, str(script), str(big_tif), str(tmp_path)],
         capture_output=True,
