@@ -116,9 +116,10 @@ def attribute(
 
     Yields ``FrameDone(t, cam, pair=k)`` with cam (Y, X) float32 numpy for pair k,
     (t, t+Δt), in the order of ``video.pairs(delta)`` unless ``pairs`` is given;
-    Progress per pair; then ``Done(pairs)``: the (K, 2) frame positions of the pairs. Progress
-    carries ``{"tile": side}`` once out-of-memory retries reduced the tile. A stop
-    request raises :class:`~napari_tarrow.errors.Cancelled` before the next pair.
+    Progress per pair; then ``Done(pairs)``: the (K, 2) frame positions of the
+    pairs. Progress carries ``{"tile": side}`` once out-of-memory retries reduced
+    the tile. A stop raises :class:`~napari_tarrow.errors.Cancelled` before the
+    next pair.
     """
     if pairs is None:
         pairs = video.pairs(delta)
