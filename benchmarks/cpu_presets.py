@@ -21,15 +21,21 @@ from pathlib import Path
 
 from _bench import device_name
 
-from napari_tarrow.cli import StopOnInterrupt
+from napari_tarrow.cli.demo import (
+    RADIUS,
+    TOLERANCE,
+    TOP_K,
+    fields_video,
+    simulate_fields,
+)
+from napari_tarrow.cli.progress import StopOnInterrupt
 from napari_tarrow.config import PRESETS, TapConfig, TrainConfig
-from napari_tarrow.data.video import Video
-from napari_tarrow.demo import RADIUS, TOLERANCE, TOP_K, fields_video, simulate_fields
 from napari_tarrow.device import resolve_device
-from napari_tarrow.evaluate import evaluate
+from napari_tarrow.evaluation import evaluate
 from napari_tarrow.events import Progress, drain
+from napari_tarrow.io.video import Video
 from napari_tarrow.model import TapModel
-from napari_tarrow.train import train
+from napari_tarrow.training.loop import train
 
 PAPER = TapConfig(
     data=dataclasses.replace(

@@ -43,9 +43,9 @@ def child(
 ) -> None:
     """Export features of ``video`` in this process; print one JSON line."""
     from napari_tarrow.config import ModelConfig, TapConfig
-    from napari_tarrow.data.video import read_video
     from napari_tarrow.events import Progress
-    from napari_tarrow.features import export_features
+    from napari_tarrow.inference.features import export_features
+    from napari_tarrow.io.video import read_video
     from napari_tarrow.model import TapModel
 
     if threads:

@@ -26,15 +26,15 @@ import numpy as np
 import torch
 from _bench import device_name, sync
 
-from napari_tarrow import features
-from napari_tarrow.attribution import attribute, cam_from_gradients
 from napari_tarrow.config import TapConfig
-from napari_tarrow.data.video import Video
 from napari_tarrow.device import amp_choice, autocast, resolve_device
 from napari_tarrow.events import drain
-from napari_tarrow.features import export_features
+from napari_tarrow.inference import features
+from napari_tarrow.inference.attribution import attribute, cam_from_gradients
+from napari_tarrow.inference.features import export_features
+from napari_tarrow.io.sample_data import dividing_cells
+from napari_tarrow.io.video import Video
 from napari_tarrow.model import TapModel
-from napari_tarrow.sample_data import dividing_cells
 
 
 def naive_gradcam(model: TapModel, f0: np.ndarray, f1: np.ndarray) -> torch.Tensor:

@@ -25,8 +25,6 @@ import numpy as np
 import tifffile
 import torch
 
-from napari_tarrow.ctc import read_ctc
-from napari_tarrow.data.video import Video, read_video
 from napari_tarrow.downstream import (
     DivisionSegmenter,
     SegmentationConfig,
@@ -35,6 +33,8 @@ from napari_tarrow.downstream import (
 )
 from napari_tarrow.downstream.cache import FeatureCache
 from napari_tarrow.events import drain
+from napari_tarrow.io.ctc import read_ctc
+from napari_tarrow.io.video import Video, read_video
 from napari_tarrow.model import TapModel
 
 MODES = ("frozen", "finetune", "baseline")

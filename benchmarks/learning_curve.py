@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 
 from napari_tarrow import cli
+from napari_tarrow.cli.evaluate import frame_range
+from napari_tarrow.cli.progress import StopOnInterrupt, run_events
+from napari_tarrow.cli.train import config_from_args
 from napari_tarrow.model import WEIGHTS
 
 SNAPSHOTS = "snapshots"
@@ -57,12 +60,12 @@ def train_with_snapshots(
     With ``resume``, the run in ``run`` continues from its checkpoint and its clocks.
     """
     from napari_tarrow.config import TapConfig
-    from napari_tarrow.data.video import read_video
     from napari_tarrow.events import Checkpoint, Metrics
-    from napari_tarrow.train import train
+    from napari_tarrow.io.video import read_video
+    from napari_tarrow.training.loop import train
 
     a = cli.build_parser().parse_args(["train", *train_args, "--out", str(run)])
-    cfg = TapConfig.load(run / "config.json") if resume else cli.config_from_args(a)
+    cfg = TapConfig.load(run / "config.json") if resume else config_from_args(a)
     videos = [read_video(v, cfg.data.percentiles) for v in a.video]
     (run / SNAPSHOTS).mkdir(parents=True, exist_ok=True)
     cpu_before, wall_before = _clock(run) if resume else (0.0, 0.0)
@@ -74,7 +77,7 @@ def train_with_snapshots(
             "wall_s": round(wall_before + time.perf_counter() - wall0, 1),
         }
 
-    with cli.StopOnInterrupt(minutes) as stop:
+    with StopOnInterrupt(minutes) as stop:
         for ev in train(cfg, videos, run, a.device, resume, stop=stop):
             if isinstance(ev, Metrics):
                 epoch, values = ev.epoch + 1, ev.values
@@ -119,15 +122,15 @@ def evaluate_snapshots(a: argparse.Namespace) -> None:
     """Score every snapshot of ``a.run`` in one evaluation; write CSV, Markdown and PNG."""
     import csv
 
-    from napari_tarrow.ctc import read_ctc
-    from napari_tarrow.data.video import read_video
-    from napari_tarrow.evaluate import METHODS, evaluate
+    from napari_tarrow.evaluation import METHODS, evaluate
+    from napari_tarrow.io.ctc import read_ctc
+    from napari_tarrow.io.video import read_video
 
     snaps = snapshot_models(a.run, a.device, a.epochs)
     *earlier, (last, (_, model)) = snaps.items()  # the latest is the "TAP model" row
     row_of = {name: name for name, _ in earlier} | {last: METHODS[0]}
     video = read_video(a.video, model.config.data.percentiles)
-    table = cli.run_events(
+    table = run_events(
         evaluate(
             model,
             video,
@@ -270,7 +273,7 @@ def main() -> None:
     e.add_argument("run", type=Path)
     e.add_argument("video")
     e.add_argument("--tracks", required=True, help="CTC man_track.txt")
-    e.add_argument("--frames", type=cli._frame_range)
+    e.add_argument("--frames", type=frame_range)
     e.add_argument("--epochs", type=int, nargs="+", help="only these snapshots")
     e.add_argument("--top-k", type=int, default=6)
     e.add_argument("--radius", type=float, default=25.0)

@@ -21,12 +21,12 @@ import torch
 from _bench import device_name, sync
 
 from napari_tarrow.config import DataConfig, ModelConfig, TapConfig, TrainConfig
-from napari_tarrow.data.pairs import PairSampler
-from napari_tarrow.data.video import Video
 from napari_tarrow.device import resolve_device, tune_cpu_allocator
+from napari_tarrow.io.sample_data import dividing_cells
+from napari_tarrow.io.video import Video
 from napari_tarrow.nn.heads import EquivariantLayer, FrameBatchNorm
-from napari_tarrow.sample_data import dividing_cells
-from napari_tarrow.train import optimizer, train_step
+from napari_tarrow.training.loop import optimizer, train_step
+from napari_tarrow.training.pairs import PairSampler
 
 
 class PreviousFrameBatchNorm(FrameBatchNorm):

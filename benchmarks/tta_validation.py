@@ -16,18 +16,14 @@ import argparse
 
 import numpy as np
 
-from napari_tarrow.attribution import gradcam
-from napari_tarrow.ctc import read_ctc
-from napari_tarrow.data.video import read_video
-from napari_tarrow.evaluate import (
-    PEAK_METRICS,
-    bootstrap,
-    frame_difference,
-    pair_counts,
-    pairs_with_divisions,
-    peak_rows,
-)
-from napari_tarrow.features import frame_features
+from napari_tarrow.evaluation import pairs_with_divisions
+from napari_tarrow.evaluation.controls import frame_difference
+from napari_tarrow.evaluation.statistics import PEAK_METRICS, bootstrap, pair_counts
+from napari_tarrow.inference.attribution import gradcam
+from napari_tarrow.inference.features import frame_features
+from napari_tarrow.inference.regions import peak_rows
+from napari_tarrow.io.ctc import read_ctc
+from napari_tarrow.io.video import read_video
 from napari_tarrow.model import TapModel
 
 DELTA, TOLERANCE = 1, 2  # as in real_data.md

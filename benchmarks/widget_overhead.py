@@ -37,10 +37,10 @@ def _config(epochs: int):
 
 def run_cli(epochs: int, out: Path) -> dict[str, float]:
     """The command line's driver: ``train`` under tqdm progress bars."""
-    from napari_tarrow.cli import run_events
-    from napari_tarrow.data.video import Video
-    from napari_tarrow.sample_data import sample_video
-    from napari_tarrow.train import train
+    from napari_tarrow.cli.progress import run_events
+    from napari_tarrow.io.sample_data import sample_video
+    from napari_tarrow.io.video import Video
+    from napari_tarrow.training.loop import train
 
     video = Video(sample_video().video)
     cpu0, t0 = time.thread_time(), time.perf_counter()
@@ -54,7 +54,7 @@ def run_widget(epochs: int, out: Path) -> dict[str, float]:
     from qtpy.QtCore import QTimer
 
     from napari_tarrow.config import PRESETS
-    from napari_tarrow.sample_data import sample_video
+    from napari_tarrow.io.sample_data import sample_video
     from napari_tarrow.widgets import TrainWidget
     from napari_tarrow.widgets.train import PRESETS as MENU
 

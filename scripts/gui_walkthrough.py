@@ -24,7 +24,7 @@ import napari
 import numpy as np
 from qtpy.QtWidgets import QApplication, QMessageBox, QWidget
 
-from napari_tarrow.regions import division_hits
+from napari_tarrow.inference.regions import division_hits
 from napari_tarrow.widgets import export as export_widget
 
 WIDGETS = (

@@ -43,9 +43,9 @@ def tiny_model_dir(
     the downstream fine-tuning test, which starts from them, reached F1 0.36 (it needs > 0.5).
     """
     from napari_tarrow.config import DataConfig, ModelConfig, TapConfig, TrainConfig
-    from napari_tarrow.data.video import Video
     from napari_tarrow.events import drain
-    from napari_tarrow.train import train
+    from napari_tarrow.io.video import Video
+    from napari_tarrow.training.loop import train
 
     cfg = TapConfig(
         data=DataConfig(size=32, split_train=(0, 0.7), split_val=(0.7, 1.0)),

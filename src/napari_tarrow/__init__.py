@@ -1,9 +1,43 @@
 """napari-tarrow: time arrow prediction (TAP) for live-cell time-lapses.
 
-Importing the package is cheap: torch, napari and Qt are imported only by the
-modules that need them.
+Importing the package is cheap: torch, napari and Qt are imported only when a
+function below is first used.
+
+    import napari_tarrow as tap
+    model = tap.train("video.tif", "my_model", epochs=20)
+    maps, pairs = tap.attribute(model, "video.tif")
+    z = tap.features(model, "video.tif")
 """
 
-__version__ = "0.1.0"
+from typing import Any
 
-__all__ = ["__version__"]
+from ._version import __version__
+
+#: Public names, each imported from its module on first use: name -> module.
+_LAZY = {
+    "train": "api",
+    "attribute": "api",
+    "features": "api",
+    "TapModel": "model",
+    "TapConfig": "config",
+    "PRESETS": "config",
+    "Video": "io.video",
+    "read_video": "io.video",
+    "drain": "events",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'napari_tarrow' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

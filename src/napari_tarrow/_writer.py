@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .export import check_output, tiff_stream, write_sidecar
+from ._version import __version__
+from .io.export import check_output, tiff_stream, write_sidecar
 
 
 def write_image_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:

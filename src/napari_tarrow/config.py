@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_text
 from .errors import ConfigError
+from .io.atomic import write_text
 
 SCHEMA_VERSION = 3
 PADDING_MODES = ("zeros", "replicate")
@@ -237,6 +237,10 @@ class TrainConfig:
         return self.samples_per_epoch // self.batch_size
 
 
+#: The sections of a TapConfig, by name.
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
 @dataclass(frozen=True)
 class TapConfig:
     """Everything that defines a TAP run; saved as ``config.json`` in the model folder."""
@@ -256,6 +260,19 @@ class TapConfig:
             "pixels at the network's scale)",
         )
 
+    def replace(self, **fields: Any) -> TapConfig:
+        """Return a copy with these fields changed, each in its section (``epochs=5``)."""
+        changes: dict[str, dict[str, Any]] = {}
+        for name, value in fields.items():
+            changes.setdefault(section_of(name), {})[name] = value
+        return dataclasses.replace(
+            self,
+            **{
+                s: dataclasses.replace(getattr(self, s), **v)
+                for s, v in changes.items()
+            },
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dictionary (tuples become lists)."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -273,10 +290,9 @@ class TapConfig:
             f"1..{SCHEMA_VERSION} (written by a newer napari-tarrow? upgrade it)",
         )
         d = _migrate(d, version)
-        parts = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
-        unknown = set(d) - set(parts)
-        _check(not unknown, "config keys", sorted(unknown), f"only {sorted(parts)}")
-        return cls(**{k: _section(k, t, d.get(k, {})) for k, t in parts.items()})
+        unknown = set(d) - set(_SECTIONS)
+        _check(not unknown, "config keys", sorted(unknown), f"only {sorted(_SECTIONS)}")
+        return cls(**{k: _section(k, t, d.get(k, {})) for k, t in _SECTIONS.items()})
 
     def save(self, path: str | Path) -> None:
         """Write as indented JSON, atomically and durably."""
@@ -290,6 +306,17 @@ class TapConfig:
         except (OSError, json.JSONDecodeError) as e:
             raise ConfigError(f"cannot read config {path}: {e}") from e
         return cls.from_dict(d)
+
+
+def section_of(name: str) -> str:
+    """Return the section ("data", "model", "train") that has the field ``name``."""
+    for section, cls in _SECTIONS.items():
+        if name in {f.name for f in dataclasses.fields(cls)}:
+            return section
+    raise ConfigError(
+        f"{name!r} is no training setting; settings: "
+        + ", ".join(x.name for c in _SECTIONS.values() for x in dataclasses.fields(c))
+    )
 
 
 def _migrate(d: dict[str, Any], version: int) -> dict[str, Any]:

@@ -13,8 +13,9 @@ import pytest
 import tifffile
 import torch
 
-from napari_tarrow.cli import TRAIN_OPTIONS, build_parser, main
-from napari_tarrow.config import PRESETS, TapConfig
+from napari_tarrow.cli import build_parser, main
+from napari_tarrow.cli.train import TRAIN_OPTIONS
+from napari_tarrow.config import PRESETS, TapConfig, section_of
 from napari_tarrow.device import amp_choice
 
 # a few steps of a tiny network: plumbing, not learning
@@ -352,7 +353,7 @@ def test_ctrl_c_stops_training_cleanly_and_keeps_the_model(tmp_path, video_tif) 
     TapModel.from_folder(out)  # the kept model loads
 
 
-@pytest.mark.filterwarnings("default::napari_tarrow.train.ValidationWarning")
+@pytest.mark.filterwarnings("default::napari_tarrow.training.loop.ValidationWarning")
 def test_init_fine_tunes_a_model_with_its_architecture(
     tmp_path, video_tif, tiny_model_dir, capsys, caplog
 ) -> None:
@@ -383,9 +384,9 @@ def test_train_options_default_to_the_preset(tmp_path, video_tif) -> None:
     # no option re-types a default: each names a config field and defaults to None
     parser = build_parser()
     a = parser.parse_args(["train", "v.tif", "--out", "m"])
-    for option, (section, name) in TRAIN_OPTIONS.items():
+    for option in TRAIN_OPTIONS:
         assert getattr(a, option) is None, option
-        assert hasattr(getattr(PRESETS["paper"], section), name), option
+        assert hasattr(getattr(PRESETS["paper"], section_of(option)), option), option
     model = tmp_path / "fast"
     args = ["-q", "train", str(video_tif), "--out", str(model), "--preset", "fast"]
     small = ["--epochs", "1", "--samples-per-epoch", "32", "--val-samples", "4"]
@@ -401,7 +402,7 @@ def test_train_options_default_to_the_preset(tmp_path, video_tif) -> None:
 
 
 def test_the_eta_follows_the_time_limit(capsys) -> None:
-    from napari_tarrow.cli import expected_steps, run_events
+    from napari_tarrow.cli.progress import expected_steps, run_events
     from napari_tarrow.events import Done, Progress
 
     # 10 steps in 5 s with 20 s left: 40 more fit, not the 990 of all epochs
@@ -425,7 +426,7 @@ def test_features_to_ome_zarr_and_a_format_that_contradicts_the_name(
     tmp_path, video_tif, tiny_model_dir, capsys
 ) -> None:
     pytest.importorskip("zarr", minversion="3")
-    from napari_tarrow.export import open_output
+    from napari_tarrow.io.export import open_output
 
     m, v = str(tiny_model_dir), str(video_tif)
     out = tmp_path / "features.zarr"

@@ -9,9 +9,9 @@ import pytest
 import tifffile
 
 from napari_tarrow.cli import main
-from napari_tarrow.ctc import label_centroids, read_ctc
-from napari_tarrow.evaluate import BASELINE, METHODS
-from napari_tarrow.sample_data import dividing_cells
+from napari_tarrow.evaluation import BASELINE, METHODS
+from napari_tarrow.io.ctc import label_centroids, read_ctc
+from napari_tarrow.io.sample_data import dividing_cells
 
 
 def _write_ctc(sim, folder: Path) -> Path:

@@ -22,7 +22,7 @@ import tifffile
 import torch
 
 from napari_tarrow.cli import main
-from napari_tarrow.lock import lock_path
+from napari_tarrow.io.lock import lock_path
 from napari_tarrow.model import TapModel
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -5,7 +5,7 @@ import pytest
 import tifffile
 
 from napari_tarrow.cli import main
-from napari_tarrow.data.video import read_video
+from napari_tarrow.io.video import read_video
 
 pytestmark = pytest.mark.realdata
 

@@ -11,7 +11,7 @@ import torch
 
 from napari_tarrow.cli import main
 from napari_tarrow.downstream.labels import labels_from_mask
-from napari_tarrow.sample_data import dividing_cells
+from napari_tarrow.io.sample_data import dividing_cells
 
 FAST = ["--epochs", "1", "--min-size", "8", "-q"]
 

@@ -15,37 +15,17 @@ PACKAGE = Path(napari_tarrow.__file__).parent
 
 #: Layers, lowest first: a module's first matching prefix gives its layer.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    (
-        "foundation",
-        (
-            "napari_tarrow",
-            "errors",
-            "events",
-            "atomic",
-            "lock",
-            "config",
-            "device",
-            "distributed",
-            "ctc",
-            "data.video",
-            "data.resample",
-            "tiling",
-            "regions",
-            "export",
-            "projection",
-            "sample_data",
-        ),
-    ),
+    ("foundation", ("_version", "errors", "events", "io.atomic", "config", "device")),
+    ("io", ("io",)),
     ("network", ("nn",)),
-    ("model", ("model", "reference_model", "model_card")),
-    (
-        "jobs",
-        ("data", "train", "features", "attribution", "evaluate", "downstream"),
-    ),
-    ("front ends", ("demo", "cli", "_writer", "widgets")),
+    ("model", ("model",)),
+    ("jobs", ("training", "inference")),
+    ("evaluation and downstream", ("evaluation", "downstream")),
+    ("front ends", ("cli", "widgets", "_writer")),
+    ("public API", ("napari_tarrow", "api")),
 ]
 #: Within the front ends, who may not import whom.
-FRONT_ENDS_APART = {"demo": ("cli", "widgets"), "widgets": ("cli", "demo")}
+FRONT_ENDS_APART = {"cli": ("widgets",), "widgets": ("cli",)}
 
 
 def _module(path: Path) -> str:
@@ -58,6 +38,7 @@ def _graph() -> dict[str, set[str]]:
     graph = {}
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        package = "" if name == "napari_tarrow" else package
         deps = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.ImportFrom):

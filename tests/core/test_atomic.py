@@ -12,16 +12,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_tarrow import atomic
-from napari_tarrow.atomic import DiskFullError, append_line, atomic_output, write_text
 from napari_tarrow.config import DataConfig, ModelConfig, TapConfig, TrainConfig
-from napari_tarrow.data.video import Video
 from napari_tarrow.downstream.segment import DivisionSegmenter
 from napari_tarrow.events import drain
-from napari_tarrow.export import tiff_stream, write_sidecar
+from napari_tarrow.inference.regions import write_regions_csv
+from napari_tarrow.io import atomic
+from napari_tarrow.io.atomic import (
+    DiskFullError,
+    append_line,
+    atomic_output,
+    write_text,
+)
+from napari_tarrow.io.export import tiff_stream, write_sidecar
+from napari_tarrow.io.video import Video
 from napari_tarrow.model import TapModel
-from napari_tarrow.regions import write_regions_csv
-from napari_tarrow.train import train
+from napari_tarrow.training.loop import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 linux = pytest.mark.skipif(
@@ -165,10 +170,10 @@ def test_a_full_disk_during_a_zarr_export_keeps_the_previous_store(
     tmp_path, tiny_model_dir, small_video
 ) -> None:
     pytest.importorskip("zarr", minversion="3")
-    from napari_tarrow.data.video import Video
     from napari_tarrow.events import drain
-    from napari_tarrow.export import open_output
-    from napari_tarrow.features import export_features
+    from napari_tarrow.inference.features import export_features
+    from napari_tarrow.io.export import open_output
+    from napari_tarrow.io.video import Video
     from napari_tarrow.model import TapModel
 
     model, path = TapModel.from_folder(tiny_model_dir), tmp_path / "f.zarr"

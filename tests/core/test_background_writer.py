@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from napari_tarrow.export import writes_in_background
+from napari_tarrow.io.export import writes_in_background
 
 
 def test_blocks_are_written_in_order_in_another_thread() -> None:

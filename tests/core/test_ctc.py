@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_tarrow.ctc import TracksError, foreground, read_ctc, read_lineage
+from napari_tarrow.io.ctc import TracksError, foreground, read_ctc, read_lineage
 
 LINEAGE = """\
 1 0 3 0

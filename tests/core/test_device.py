@@ -10,8 +10,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from napari_tarrow import features
 from napari_tarrow.device import TUNE_MALLOC_SWITCH
+from napari_tarrow.inference import features
 from napari_tarrow.model import TapModel
 
 HEAP_RUN = textwrap.dedent(

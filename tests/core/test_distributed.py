@@ -63,9 +63,9 @@ def test_a_stop_on_one_rank_stops_both(tmp_path, video_tif) -> None:
             f"""
             import json, os, sys
             from napari_tarrow.config import DataConfig, ModelConfig, TapConfig, TrainConfig
-            from napari_tarrow.data.video import read_video
+            from napari_tarrow.io.video import read_video
             from napari_tarrow.events import Done, Progress
-            from napari_tarrow.train import train
+            from napari_tarrow.training.loop import train
 
             rank = int(os.environ["RANK"])
             calls = []

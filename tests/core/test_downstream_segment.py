@@ -25,8 +25,8 @@ from napari_tarrow.downstream import (
 from napari_tarrow.downstream.classify import CellStateClassifier
 from napari_tarrow.errors import Cancelled, ConfigError, TarrowError
 from napari_tarrow.events import Done, Metrics, Progress, drain
+from napari_tarrow.io.sample_data import dividing_cells
 from napari_tarrow.model import TapModel
-from napari_tarrow.sample_data import dividing_cells
 
 TRAIN_FRAMES = [2, 5, 8]
 FAST = {"epochs": 4, "steps_per_epoch": 15, "crop": 32, "hidden": 16, "min_size": 8}

@@ -5,24 +5,26 @@ import math
 import numpy as np
 import pytest
 
-from napari_tarrow.ctc import Annotations, Division
-from napari_tarrow.data.video import Video
 from napari_tarrow.errors import ConfigError
-from napari_tarrow.evaluate import (
+from napari_tarrow.evaluation import (
     BASELINE,
     METHODS,
     METRICS,
-    PEAK_METRICS,
     EvaluationTable,
+    evaluate,
+)
+from napari_tarrow.evaluation.controls import random_points
+from napari_tarrow.evaluation.statistics import (
+    PEAK_METRICS,
     PairCounts,
     bootstrap,
-    evaluate,
     pair_counts,
-    random_points,
 )
 from napari_tarrow.events import Done, Progress, drain
+from napari_tarrow.io.ctc import Annotations, Division
+from napari_tarrow.io.sample_data import dividing_cells
+from napari_tarrow.io.video import Video
 from napari_tarrow.model import TapModel
-from napari_tarrow.sample_data import dividing_cells
 
 
 def test_precision_and_recall_by_hand() -> None:

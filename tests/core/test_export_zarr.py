@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_tarrow.data.video import Video
 from napari_tarrow.errors import Cancelled, TarrowError
 from napari_tarrow.events import drain
-from napari_tarrow.export import open_output, output_format
-from napari_tarrow.features import export_features
+from napari_tarrow.inference.features import export_features
+from napari_tarrow.io.export import open_output, output_format
+from napari_tarrow.io.video import Video
 from napari_tarrow.model import TapModel
 
 pytest.importorskip("zarr", minversion="3")

@@ -25,13 +25,13 @@ from napari_tarrow.config import (
     TapConfig,
     TrainConfig,
 )
-from napari_tarrow.ctc import read_ctc, read_lineage
-from napari_tarrow.data.video import Video, read_video
 from napari_tarrow.downstream.segment import DivisionSegmenter
 from napari_tarrow.errors import ModelFolderError, TarrowError, VideoError
 from napari_tarrow.events import drain
+from napari_tarrow.io.ctc import read_ctc, read_lineage
+from napari_tarrow.io.video import Video, read_video
 from napari_tarrow.model import TapModel
-from napari_tarrow.train import train
+from napari_tarrow.training.loop import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 FRAMES = (np.random.default_rng(0).random((12, 64, 64)) * 1000).astype("u2")

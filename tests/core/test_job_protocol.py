@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_tarrow.attribution import attribute, export_attribution
-from napari_tarrow.data.video import Video
 from napari_tarrow.errors import Cancelled
 from napari_tarrow.events import Done, Event, FrameDone, drain
-from napari_tarrow.features import export_features, video_features
+from napari_tarrow.inference.attribution import attribute, export_attribution
+from napari_tarrow.inference.features import export_features, video_features
+from napari_tarrow.inference.projection import principal_components_rgb
+from napari_tarrow.io.video import Video
 from napari_tarrow.model import TapModel
-from napari_tarrow.projection import principal_components_rgb
 
 Job = Callable[[TapModel, Video, Path, Callable[[], bool]], Iterator[Event]]
 JOBS: dict[str, Job] = {

@@ -7,15 +7,15 @@ fields of view, evaluated on fields simulated with other seeds.
 import numpy as np
 import pytest
 
-from napari_tarrow.attribution import attribution_maps
+from napari_tarrow.cli.demo import simulate_fields
 from napari_tarrow.config import PRESETS
-from napari_tarrow.data.video import Video
-from napari_tarrow.demo import simulate_fields
-from napari_tarrow.evaluate import crop_accuracy
+from napari_tarrow.evaluation import crop_accuracy
 from napari_tarrow.events import drain
+from napari_tarrow.inference.attribution import attribution_maps
+from napari_tarrow.inference.regions import EDGE, division_hits, regions_table
+from napari_tarrow.io.video import Video
 from napari_tarrow.model import TapModel
-from napari_tarrow.regions import EDGE, division_hits, regions_table
-from napari_tarrow.train import train
+from napari_tarrow.training.loop import train
 
 pytestmark = pytest.mark.slow
 

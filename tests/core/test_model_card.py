@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from napari_tarrow.model import METRICS, TapModel
-from napari_tarrow.model_card import FEW_SAMPLES, ModelCard, display_name, model_card
+from napari_tarrow.model.card import FEW_SAMPLES, ModelCard, display_name, model_card
 
 
 @pytest.mark.parametrize(

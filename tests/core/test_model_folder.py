@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from napari_tarrow.config import TapConfig, TrainConfig
-from napari_tarrow.data.video import Video
 from napari_tarrow.errors import ConfigError, ModelFolderError
 from napari_tarrow.events import drain
+from napari_tarrow.io.video import Video
 from napari_tarrow.model import TapModel
-from napari_tarrow.train import ValidationWarning, fine_tuning_config, train
+from napari_tarrow.training.loop import ValidationWarning, fine_tuning_config, train
 
 
 def test_config_round_trips_and_rejects_bad_values(tmp_path) -> None:

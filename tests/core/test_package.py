@@ -3,28 +3,18 @@
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-CORE = [
-    "config",
-    "events",
-    "errors",
-    "sample_data",
-    "data.video",
-    "data.pairs",
-    "data.augment",
-    "nn.tapnet",
-    "model",
-    "train",
-    "features",
-    "attribution",
-    "regions",
-    "export",
-    "evaluate",
-    "cli",
-    "demo",
-]
+PACKAGE = Path(__file__).parents[2] / "src" / "napari_tarrow"
+#: Every module below the widgets and the npe2 writer.
+CORE = sorted(
+    ".".join(p.relative_to(PACKAGE).with_suffix("").parts).removesuffix(".__init__")
+    for p in PACKAGE.rglob("*.py")
+    if p.relative_to(PACKAGE).parts[0] not in ("widgets", "_writer.py", "__init__.py")
+    and p.name != "__main__.py"
+)
 
 
 def test_core_never_imports_qt_or_napari() -> None:
@@ -40,12 +30,24 @@ def test_core_never_imports_qt_or_napari() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_package_import_is_cheap() -> None:
-    code = "import sys, napari_tarrow; print('torch' in sys.modules)"
+def test_package_import_is_cheap_and_the_public_names_load_on_use() -> None:
+    code = (
+        "import sys, napari_tarrow as tap\n"
+        "print('torch' in sys.modules)\n"
+        "print(all(getattr(tap, n) is not None for n in tap.__all__[1:]))\n"
+        "print('torch' in sys.modules, 'napari' in sys.modules)\n"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert out.stdout.strip() == "False"
+    assert out.stdout.split("\n")[:3] == ["False", "True", "True False"]
+
+
+def test_an_unknown_public_name_is_an_attribute_error() -> None:
+    import napari_tarrow
+
+    with pytest.raises(AttributeError, match="no attribute 'trian'"):
+        napari_tarrow.trian  # noqa: B018
 
 
 def test_manifest_is_valid_and_sample_data_opens() -> None:

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from napari_tarrow.data.augment import augment_pairs, input_size
-from napari_tarrow.data.pairs import PairSampler
-from napari_tarrow.data.video import Video
 from napari_tarrow.errors import VideoError
+from napari_tarrow.io.video import Video
+from napari_tarrow.training.augment import augment_pairs, input_size
+from napari_tarrow.training.pairs import PairSampler
 
 
 def _ramp_video(n: int = 10) -> Video:

@@ -9,10 +9,10 @@ import pytest
 import tifffile
 import torch
 
-from napari_tarrow import attribution
-from napari_tarrow.data.video import Video
 from napari_tarrow.events import drain
-from napari_tarrow.features import export_features, frame_features
+from napari_tarrow.inference import attribution
+from napari_tarrow.inference.features import export_features, frame_features
+from napari_tarrow.io.video import Video
 from napari_tarrow.model import TapModel
 
 

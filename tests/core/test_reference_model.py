@@ -22,12 +22,12 @@ from torch import nn
 from napari_tarrow.cli import main
 from napari_tarrow.config import ModelConfig, TapConfig
 from napari_tarrow.errors import ConfigError, ModelFolderError
-from napari_tarrow.features import frame_features
+from napari_tarrow.inference.features import frame_features
+from napari_tarrow.inference.tiling import tile_grid
 from napari_tarrow.model import TapModel
-from napari_tarrow.model_card import model_card
+from napari_tarrow.model.card import model_card
+from napari_tarrow.model.reference import is_reference_folder
 from napari_tarrow.nn.tapnet import TapNet
-from napari_tarrow.reference_model import is_reference_folder
-from napari_tarrow.tiling import tile_grid
 
 DEPTH = 3
 KWARGS = {

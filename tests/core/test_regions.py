@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from napari_tarrow.regions import top_regions
+from napari_tarrow.inference.regions import top_regions
 
 
 def _edge_ramp_with_blobs() -> np.ndarray:

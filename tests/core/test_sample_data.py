@@ -1,11 +1,11 @@
-"""Tests for the synthetic dividing-cells video (napari_tarrow.sample_data)."""
+"""Tests for the synthetic dividing-cells video (napari_tarrow.io.sample_data)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from napari_tarrow.sample_data import (
+from napari_tarrow.io.sample_data import (
     TRUTH_LAYER,
     Division,
     SyntheticVideo,

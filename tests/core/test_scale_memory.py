@@ -14,21 +14,21 @@ import pytest
 import tifffile
 import torch
 
-from napari_tarrow.data.pairs import PairSampler
-from napari_tarrow.data.video import Video, read_video
 from napari_tarrow.errors import VideoError
+from napari_tarrow.io.video import Video, read_video
+from napari_tarrow.training.pairs import PairSampler
 
 LIMITED_RUN = textwrap.dedent(
     """
     import json, os, resource, sys
     from pathlib import Path
     import numpy as np, torch
-    from napari_tarrow.attribution import attribute
+    from napari_tarrow.inference.attribution import attribute
     from napari_tarrow.config import DataConfig, ModelConfig, TapConfig, TrainConfig
-    from napari_tarrow.data.video import Video, read_video
+    from napari_tarrow.io.video import Video, read_video
     from napari_tarrow.events import FrameDone, drain
-    from napari_tarrow.features import export_features
-    from napari_tarrow.train import train
+    from napari_tarrow.inference.features import export_features
+    from napari_tarrow.training.loop import train
 
     video_path, out = Path(sys.argv[1]), Path(sys.argv[2])
     torch.nn.functional.conv2d(torch.rand(1, 1, 64, 64), torch.rand(1, 1, 3, 3))  # threads up

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from napari_tarrow.attribution import attribute, gradcam
 from napari_tarrow.config import ModelConfig, TapConfig
-from napari_tarrow.data.video import Video
 from napari_tarrow.errors import TarrowError
 from napari_tarrow.events import FrameDone, Progress
-from napari_tarrow.features import frame_features
+from napari_tarrow.inference.attribution import attribute, gradcam
+from napari_tarrow.inference.features import frame_features
+from napari_tarrow.inference.tiling import TileSizeWarning
+from napari_tarrow.io.video import Video
 from napari_tarrow.model import TapModel
-from napari_tarrow.tiling import TileSizeWarning
 
 
 @pytest.fixture

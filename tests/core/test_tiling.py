@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from napari_tarrow.attribution import gradcam
 from napari_tarrow.config import ModelConfig, TapConfig
-from napari_tarrow.data.resample import downscale, upscale
-from napari_tarrow.features import frame_features
+from napari_tarrow.inference.attribution import gradcam
+from napari_tarrow.inference.features import frame_features
+from napari_tarrow.inference.tiling import tile_grid
+from napari_tarrow.io.resample import downscale, upscale
 from napari_tarrow.model import TapModel
-from napari_tarrow.tiling import tile_grid
 
 
 def test_tiles_cover_the_frame_once() -> None:
@@ -109,7 +109,7 @@ def test_gradcam_of_identical_frames_is_zero(model: TapModel) -> None:
 
 
 def test_the_automatic_tile_fits_the_free_memory(model, monkeypatch) -> None:
-    from napari_tarrow import features
+    from napari_tarrow.inference import features
 
     frame = np.random.default_rng(6).random((300, 200), dtype=np.float32)
     assert features.auto_tile(model, frame.shape) == 300  # plenty: the whole frame

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_tarrow.attribution import attribute, pair_at, with_previews
 from napari_tarrow.config import DataConfig, ModelConfig, TapConfig, TrainConfig
-from napari_tarrow.data.video import Video
 from napari_tarrow.events import Checkpoint, FrameDone, Metrics
+from napari_tarrow.inference.attribution import attribute, pair_at, with_previews
+from napari_tarrow.io.video import Video
 from napari_tarrow.model import TapModel
-from napari_tarrow.train import train
+from napari_tarrow.training.loop import train
 
 CONFIG = TapConfig(
     data=DataConfig(size=32, split_train=(0, 0.7), split_val=(0.7, 1.0)),
@@ -80,7 +80,7 @@ def test_previews_stay_within_their_share_of_the_training_time(
 
 def test_the_time_estimate_scales_with_the_run(small_video: np.ndarray) -> None:
     from napari_tarrow.events import drain
-    from napari_tarrow.train import estimate_time
+    from napari_tarrow.training.loop import estimate_time
 
     video = Video(small_video)
     short = drain(estimate_time(CONFIG, [video], "cpu"))

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_tarrow.data.video import Video, read_video
 from napari_tarrow.errors import VideoError
+from napari_tarrow.io.video import Video, read_video
 
 
 def test_frames_are_normalised_per_frame() -> None:

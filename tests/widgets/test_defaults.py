@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 
-from napari_tarrow.attribution import export_attribution
 from napari_tarrow.cli import build_parser
 from napari_tarrow.config import TOP_K
 from napari_tarrow.downstream.classify import (
@@ -12,7 +11,8 @@ from napari_tarrow.downstream.classify import (
     CellStateClassifier,
     point_features,
 )
-from napari_tarrow.evaluate import evaluate
+from napari_tarrow.evaluation import evaluate
+from napari_tarrow.inference.attribution import export_attribution
 from napari_tarrow.widgets import AttributionWidget, ClassifyWidget
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_tarrow.sample_data import dividing_cells
+from napari_tarrow.io.sample_data import dividing_cells
 from napari_tarrow.widgets import SegmentWidget, segment
 from napari_tarrow.widgets._models import store_of
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from napari_tarrow.config import SCHEMA_VERSION
-from napari_tarrow.lock import lock_path
+from napari_tarrow.io.lock import lock_path
 from napari_tarrow.model import TapModel
 from napari_tarrow.widgets import AttributionWidget, TrainWidget, attribution
 from napari_tarrow.widgets._models import ModelPicker, ModelStore, store_of

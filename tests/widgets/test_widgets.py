@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tifffile
 
+from napari_tarrow.io.sample_data import TRUTH_LAYER, dividing_cells
 from napari_tarrow.model import TapModel
-from napari_tarrow.sample_data import TRUTH_LAYER, dividing_cells
 from napari_tarrow.widgets import (
     AttributionWidget,
     ExportWidget,

@@ -12,8 +12,8 @@ import hashlib
 import numpy as np
 import torch
 
-from ..data.video import Video
-from ..features import DEFAULT_TILE, frame_features
+from ..inference.features import DEFAULT_TILE, frame_features
+from ..io.video import Video
 from ..model import TapModel
 
 

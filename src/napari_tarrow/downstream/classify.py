@@ -16,10 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.video import Video
 from ..errors import Cancelled, TarrowError
 from ..events import Done, Event, Metrics, Progress, relay
-from ..features import DEFAULT_TILE
+from ..inference.features import DEFAULT_TILE
+from ..io.video import Video
 from ..model import TapModel
 from .cache import FeatureCache
 from .labels import LabelsError

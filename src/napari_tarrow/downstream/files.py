@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
-from ..data.video import read_video
+from .._version import __version__
 from ..events import Done, Event, FrameDone, relay
-from ..export import check_output, tiff_stream, write_sidecar
+from ..io.export import check_output, tiff_stream, write_sidecar
+from ..io.video import read_video
 from ..model import TapModel
 from .labels import LabelsError, labels_from_mask
 from .metrics import ObjectScores, object_f1

@@ -36,14 +36,14 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from .. import __version__
-from ..atomic import write_bytes, write_text
+from .._version import __version__
 from ..config import TapConfig, _check, _section
-from ..data.video import Video
 from ..device import tune_cpu_allocator
 from ..errors import Cancelled, ConfigError, ModelFolderError, TarrowError
 from ..events import Done, Event, FrameDone, Metrics, Progress, relay
-from ..features import DEFAULT_TILE, frame_features
+from ..inference.features import DEFAULT_TILE, frame_features
+from ..io.atomic import write_bytes, write_text
+from ..io.video import Video
 from ..model import TapModel
 from .cache import FeatureCache
 from .labels import BACKGROUND, DIVIDING, LabelsError, check_labels
@@ -210,7 +210,7 @@ class DivisionSegmenter:
     config : SegmentationConfig
     tile : int, optional
         Tile side for whole-frame features (bounded memory on large frames); by
-        default chosen from the free memory (:func:`~napari_tarrow.features.auto_tile`).
+        default chosen from the free memory (:func:`~napari_tarrow.inference.features.auto_tile`).
     cache : FeatureCache, optional
         Frozen features to share, e.g. between segmenters of the same TAP model
         with other settings (used in "frozen" mode; must wrap ``tap``).

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from ..data.resample import downscale, upscale
+from ..io.resample import downscale, upscale
 from .heads import TimeArrowHead, projection
 from .unet import UNet
 

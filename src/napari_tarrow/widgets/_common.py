@@ -15,7 +15,7 @@ from magicgui.widgets import (
 )
 from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
-from ..data.video import Video
+from ..io.video import Video
 from ._jobs import JobRunner
 from ._layers import layer_data, video_from_layer
 from ._models import ModelPicker, store_of

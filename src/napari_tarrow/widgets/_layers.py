@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ..data.video import Video
 from ..errors import VideoError
+from ..io.video import Video
 
 
 class AxisFrames:

@@ -14,7 +14,7 @@ from qtpy.QtWidgets import QFileDialog
 
 from ..errors import TarrowError
 from ..model import TapModel
-from ..model_card import display_name, model_card
+from ..model.card import display_name, model_card
 
 
 class ModelStore:

@@ -24,13 +24,13 @@ from qtpy.QtWidgets import (
     QTableWidgetItem,
 )
 
-from ..attribution import attribute, pair_at
 from ..config import TOP_K
-from ..data.video import Video
 from ..errors import TarrowError, VideoError
 from ..events import Event, FrameDone
+from ..inference.attribution import attribute, pair_at
+from ..inference.regions import top_regions
+from ..io.video import Video
 from ..model import TapModel
-from ..regions import top_regions
 from ._common import ModelVideoWidget, RunButtons, delta_box, scrolled_layout
 from ._layers import DiskFrames, add_or_update, result_name, spatial_transform
 

@@ -16,10 +16,10 @@ from magicgui.widgets import Container, LineEdit, PushButton, SpinBox
 from napari.layers import Points
 from napari.utils.notifications import show_error, show_info
 
-from ..data.video import Video
 from ..downstream.classify import RADIUS, CellStateClassifier
 from ..errors import TarrowError
 from ..events import Done, Event, relay
+from ..io.video import Video
 from ._common import (
     LayerChoice,
     ModelVideoWidget,

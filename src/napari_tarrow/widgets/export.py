@@ -12,14 +12,14 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QMessageBox
 
-from ..atomic import human_size
-from ..data.video import Video
 from ..errors import TarrowError
 from ..events import Done, Event, relay
-from ..export import check_output, check_zarr_output, open_output
-from ..features import export_features, features_shape
+from ..inference.features import export_features, features_shape
+from ..inference.projection import principal_components_rgb
+from ..io.atomic import human_size
+from ..io.export import check_output, check_zarr_output, open_output
+from ..io.video import Video
 from ..model import TapModel
-from ..projection import principal_components_rgb
 from ._common import ModelVideoWidget, RunButtons, scrolled_layout
 from ._layers import add_or_update, result_name, spatial_transform
 

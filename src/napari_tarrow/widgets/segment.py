@@ -23,10 +23,10 @@ from magicgui.widgets import (
 from napari.layers import Labels
 from napari.utils.notifications import show_error, show_info
 
-from ..data.video import Video
 from ..downstream import DIVIDING, DivisionSegmenter, SegmentationConfig
 from ..errors import TarrowError
 from ..events import Done, Event, relay
+from ..io.video import Video
 from ._common import (
     LayerChoice,
     ModelVideoWidget,

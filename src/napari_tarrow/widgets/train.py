@@ -20,13 +20,13 @@ from magicgui.widgets import (
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QFileDialog, QWidget
 
-from ..attribution import PREVIEW_BUDGET, with_previews
 from ..config import PRESETS as CONFIG_PRESETS
 from ..config import TapConfig
 from ..errors import ConfigError, TarrowError
 from ..events import Checkpoint, Event, FrameDone, Metrics, Progress
+from ..inference.attribution import PREVIEW_BUDGET, with_previews
 from ..model import CONFIG
-from ..train import METRICS, estimate_time, fine_tuning_config, train
+from ..training.loop import METRICS, estimate_time, fine_tuning_config, train
 from ._common import RunButtons, VideoPicker, scrolled_layout, time_left
 from ._jobs import JobRunner
 from ._layers import DiskFrames, add_or_update, result_name, spatial_transform

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import Cancelled, ConfigError
-from .events import Done, Event, Progress
+from ..errors import Cancelled, ConfigError
+from ..events import Done, Event, Progress
 
 
 def principal_components_rgb(

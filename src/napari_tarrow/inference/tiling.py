@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import torch
 
-from .errors import TarrowError
+from ..errors import TarrowError
 
 MIN_TILE = 32
 # the same class in torch >= 2.5; both named so that either spelling is caught

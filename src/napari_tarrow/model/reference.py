@@ -34,9 +34,9 @@ from typing import Any
 import torch
 import yaml
 
-from .config import DataConfig, ModelConfig, TapConfig
-from .errors import ModelFolderError
-from .nn.tapnet import TapNet
+from ..config import DataConfig, ModelConfig, TapConfig
+from ..errors import ModelFolderError
+from ..nn.tapnet import TapNet
 
 KWARGS = "model_kwargs.yaml"
 STATE = "model_state.pt"

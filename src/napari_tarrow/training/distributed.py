@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 _SEED_STRIDE = 1_000_003  # rank r samples with seed + r * stride: disjoint streams

@@ -1,7 +1,7 @@
 """The main job on embedded data: simulate dividing nuclei, train briefly, attribute, score.
 
 The model trains on simulated fields of view and is scored on fields it never saw,
-with :func:`~napari_tarrow.evaluate.evaluate`: its top attribution regions beside
+with :func:`~napari_tarrow.evaluation.evaluate`: its top attribution regions beside
 those of an untrained network, the frame difference and random points, with 95 %
 intervals over the frame pairs, so that the figure is a property of the method
 rather than of one training on one machine.
@@ -9,6 +9,7 @@ rather than of one training on one machine.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,11 +18,12 @@ from typing import Any
 import numpy as np
 import tifffile
 
-from .config import PRESETS
-from .ctc import Annotations, Division
-from .data.video import Video, read_video
-from .errors import TarrowError
-from .sample_data import SyntheticVideo, dividing_cells
+from ..config import PRESETS
+from ..errors import TarrowError
+from ..io.ctc import Annotations, Division
+from ..io.sample_data import SyntheticVideo, dividing_cells
+from ..io.video import Video, read_video
+from .progress import StopOnInterrupt, run_events
 
 #: Drives one job generator to its result (the CLI's progress bars, or ``drain``).
 Runner = Callable[[Iterator[Any], str], Any]
@@ -30,6 +32,37 @@ Runner = Callable[[Iterator[Any], str], Any]
 TOP_K, RADIUS, TOLERANCE = 3, 12.0, 2
 #: Frame numbers between two fields of the test video: no pair or tolerance crosses.
 FIELD_GAP = 10
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Add the ``demo`` subcommand."""
+    d = sub.add_parser(
+        "demo", help="synthetic dividing cells: train, attribute, export"
+    )
+    d.add_argument(
+        "--out", default="tarrow_demo", help="output folder (default ./tarrow_demo)"
+    )
+    d.add_argument("--epochs", type=int, default=20)
+    d.add_argument("--device", default="auto")
+    d.set_defaults(func=run)
+
+
+def run(a: argparse.Namespace) -> None:
+    """Synthetic dividing cells -> short training -> attribution, features, a scored summary."""
+    print(
+        f"demo: training {a.epochs} epochs of the fast preset on 8 simulated fields of "
+        f"view -> {Path(a.out) / 'model'}; then scoring 6 fields it never saw"
+    )
+    with StopOnInterrupt() as stop:
+        table, written = run_demo(
+            Path(a.out),
+            lambda events, desc: run_events(events, desc, a.quiet),
+            device=a.device,
+            epochs=a.epochs,
+            stop=stop,
+        )
+    print(summary(table))
+    print(f"wrote {a.out}: " + ", ".join(p.name for p in written.values()))
 
 
 def simulate_fields(
@@ -55,7 +88,7 @@ def fields_video(sims: list[SyntheticVideo]) -> tuple[Video, Annotations]:
 
     Pairs are formed only within a field, and the truth (divisions with the mother's
     and the daughters' positions, the cell masks as markers) takes the same numbers,
-    so :func:`~napari_tarrow.evaluate.evaluate` scores all fields at once.
+    so :func:`~napari_tarrow.evaluation.evaluate` scores all fields at once.
     """
     step = max(len(s.video) for s in sims) + FIELD_GAP
     times = np.concatenate(
@@ -85,12 +118,12 @@ def run_demo(
 ) -> tuple[Any, dict[str, Path]]:
     """Train on 8 simulated fields, write the outputs of one unseen field, score 6 unseen fields.
 
-    Returns the :class:`~napari_tarrow.evaluate.EvaluationTable` and the paths written.
+    Returns the :class:`~napari_tarrow.evaluation.EvaluationTable` and the paths written.
     """
-    from .attribution import export_attribution
-    from .evaluate import evaluate
-    from .features import export_features
-    from .train import train
+    from ..evaluation import evaluate
+    from ..inference.attribution import export_attribution
+    from ..inference.features import export_features
+    from ..training.loop import train
 
     if (out / "model").exists():
         raise TarrowError(f"{out / 'model'} exists; remove it or pass another --out.")

@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import PRESETS
-from .model import METRICS, TapModel
+from ..config import PRESETS
+from . import METRICS, TapModel
 
 #: Folder names that say nothing about the model: shown with their parent folder.
 GENERIC_NAMES = frozenset({"model", "models", "tap", "tarrow", "out", "output", "run"})

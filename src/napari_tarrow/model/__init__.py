@@ -18,11 +18,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
-from .atomic import write_bytes
-from .config import TapConfig
-from .device import amp_choice, resolve_device
-from .errors import ConfigError, ModelFolderError
-from .nn.tapnet import TapNet
+from ..config import TapConfig
+from ..device import amp_choice, resolve_device
+from ..errors import ConfigError, ModelFolderError
+from ..io.atomic import write_bytes
+from ..nn.tapnet import TapNet
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -74,7 +74,7 @@ class TapModel:
     def save(self, folder: str | Path, which: str = "last") -> Path:
         """Write weights ``which`` ("best"/"last"), then the config; returns the folder.
 
-        Each file is written atomically and durably (:mod:`napari_tarrow.atomic`);
+        Each file is written atomically and durably (:mod:`napari_tarrow.io.atomic`);
         the config comes last, so a folder with a ``config.json`` has weights.
         """
         folder = Path(folder)
@@ -94,7 +94,7 @@ class TapModel:
         """Load a model folder in eval mode; falls back to the last weights if no best.
 
         A folder of the reference implementation (``model_kwargs.yaml`` and
-        ``model_state.pt``) loads through :mod:`napari_tarrow.reference_model`.
+        ``model_state.pt``) loads through :mod:`napari_tarrow.model.reference`.
 
         Raises
         ------
@@ -113,7 +113,7 @@ class TapModel:
                 f"model folder {folder} does not exist; train one first."
             )
         if not (folder / CONFIG).exists():
-            from .reference_model import (
+            from .reference import (
                 is_reference_folder,
                 load_reference_folder,
                 pickled_only,

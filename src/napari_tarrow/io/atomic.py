@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import TarrowError
+from ..errors import TarrowError
 
 try:
     import resource

@@ -17,7 +17,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 try:
     import fcntl

@@ -10,15 +10,16 @@ import numpy as np
 from skimage.feature import peak_local_max
 from skimage.filters import gaussian
 
-from .atomic import write_text
+from ..io.atomic import write_text
 
 COLUMNS = ("t", "y", "x", "score")
 
 
 EDGE = 8
-"""Frame band (px) where no peak is picked: one cell of a depth-3 U-Net's coarsest level,
-whose zero padding makes the features there atypical; the centred Grad-CAM lit them up
-(7 of 18 peaks of a HeLa model lay on the frame edge)."""
+"""Frame band (px) where no peak is picked: one cell (2**3 px) of a depth-3 U-Net's
+coarsest level. There the network's receptive field reaches past the frame into
+padding (zeros or replicated edge pixels, by ``ModelConfig.padding_mode``), so features
+and Grad-CAM near the edge differ from those inside for reasons that are not the cells."""
 
 
 def top_regions(
@@ -51,15 +52,21 @@ def regions_table(
 ) -> np.ndarray:
     """(N, 4) rows (t, y, x, score) for the top-k regions of each map; t = first frame number."""
     rows = [
-        np.column_stack([np.full(len(r), t, float), r])
-        for t, cam in zip(times, cams, strict=True)
-        for r in [top_regions(cam, k, min_distance)]
+        peak_rows(cam, t, k, min_distance) for t, cam in zip(times, cams, strict=True)
     ]
-    return np.concatenate(rows).reshape(-1, 4) if rows else np.zeros((0, 4))
+    return np.concatenate(rows) if rows else np.zeros((0, 4))
+
+
+def peak_rows(
+    cam: np.ndarray, t: int, k: int = 8, min_distance: int = 12
+) -> np.ndarray:
+    """(k', 4) rows (t, y, x, score) of the top-k regions of one map (Y, X)."""
+    r = top_regions(cam, k, min_distance)
+    return np.column_stack([np.full(len(r), t, float), r]).reshape(-1, 4)
 
 
 def write_regions_csv(table: np.ndarray, path: str | Path) -> None:
-    """Write (t, y, x, score) rows to CSV (atomically and durably, see :mod:`.atomic`)."""
+    """Write (t, y, x, score) rows to CSV (atomically and durably, see :mod:`napari_tarrow.io.atomic`)."""
     text = io.StringIO(newline="")
     w = csv.writer(text)
     w.writerow(COLUMNS)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from skimage.filters import gaussian, threshold_otsu
 
-from .errors import TarrowError
+from ..errors import TarrowError
 
 _MASK_NAME = re.compile(r"man_track(\d+)\.tiff?$", re.IGNORECASE)
 

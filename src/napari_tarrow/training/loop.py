@@ -8,7 +8,7 @@ True) ends the run at the next step; saved models stay valid.
 Nothing is written before the first save, which writes weights and config together:
 a run that dies earlier leaves no folder. Every file is written atomically and
 durably; a run killed at any point resumes from its last ``resume.pt`` exactly as
-if it had not stopped. A lock (:mod:`napari_tarrow.lock`) refuses a second run
+if it had not stopped. A lock (:mod:`napari_tarrow.io.lock`) refuses a second run
 into the same folder.
 """
 
@@ -29,17 +29,17 @@ from pathlib import Path
 
 import torch
 
-from .atomic import append_line, write_bytes, write_text
-from .config import TapConfig, TrainConfig
-from .data.pairs import PairSampler
-from .data.video import Video
-from .device import amp_choice, autocast, resolve_device, tune_cpu_allocator
+from ..config import TapConfig, TrainConfig
+from ..device import amp_choice, autocast, resolve_device, tune_cpu_allocator
+from ..errors import Cancelled, ConfigError, ModelFolderError, VideoError
+from ..events import Checkpoint, Done, Event, Metrics, Progress
+from ..io.atomic import append_line, write_bytes, write_text
+from ..io.lock import FolderLock
+from ..io.video import Video
+from ..model import CONFIG, METRICS, TapModel
+from ..nn.losses import tap_loss
 from .distributed import Group, is_main_process, process_group
-from .errors import Cancelled, ConfigError, ModelFolderError, VideoError
-from .events import Checkpoint, Done, Event, Metrics, Progress
-from .lock import FolderLock
-from .model import CONFIG, METRICS, TapModel
-from .nn.losses import tap_loss
+from .pairs import PairSampler
 
 log = logging.getLogger(__name__)
 RESUME = "resume.pt"
@@ -62,7 +62,7 @@ def train(
     """Train a TAP model on ``videos`` into the folder ``out``.
 
     Under ``torchrun`` every rank runs this with its own crops (DistributedDataParallel,
-    see :mod:`napari_tarrow.distributed`); ``batch_size`` is per rank and an epoch
+    see :mod:`napari_tarrow.training.distributed`); ``batch_size`` is per rank and an epoch
     still has ``samples_per_epoch`` samples in all. Only rank 0 writes ``out`` (and
     holds its lock); a stop request on any rank stops all of them.
 

@@ -26,9 +26,9 @@ from skimage.filters import threshold_otsu
 
 from ..device import available_memory
 from ..errors import VideoError
+from ..io.resample import downscale
+from ..io.video import Video
 from .augment import augment_pairs, input_size
-from .resample import downscale
-from .video import Video
 
 log = logging.getLogger(__name__)
 CROPS_PER_PAIR = 32  # lazy sampling: about this many crops come from each pair read

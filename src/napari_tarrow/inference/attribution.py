@@ -37,14 +37,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
-from .config import TOP_K
-from .data.video import Video
-from .errors import Cancelled, VideoError, stopped_means
-from .events import Checkpoint, Done, Event, FrameDone, Progress
-from .export import check_output, tiff_stream, write_sidecar
+from .._version import __version__
+from ..config import TOP_K
+from ..errors import Cancelled, VideoError, stopped_means
+from ..events import Checkpoint, Done, Event, FrameDone, Progress
+from ..io.export import check_output, tiff_stream, write_sidecar
+from ..io.video import Video
+from ..model import TapModel
 from .features import DEFAULT_TILE, auto_tile, frame_features
-from .model import TapModel
 from .regions import regions_table, write_regions_csv
 from .tiling import AdaptiveTile, tile_grid, tile_info
 

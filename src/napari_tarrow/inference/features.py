@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
-from .data.video import Video
-from .device import autocast, available_memory, tune_cpu_allocator
-from .errors import Cancelled, ConfigError, stopped_means
-from .events import Done, Event, FrameDone, Progress
-from .export import (
+from .._version import __version__
+from ..device import autocast, available_memory, tune_cpu_allocator
+from ..errors import Cancelled, ConfigError, stopped_means
+from ..events import Done, Event, FrameDone, Progress
+from ..io.export import (
     check_output,
     check_zarr_output,
     output_format,
@@ -23,7 +22,8 @@ from .export import (
     writes_in_background,
     zarr_stream,
 )
-from .model import TapModel
+from ..io.video import Video
+from ..model import TapModel
 from .tiling import AdaptiveTile, tile_grid, tile_info
 
 #: None: the largest tile whose activations fit a quarter of the free memory

@@ -1,7 +1,7 @@
 """Streamed TIFF and OME-Zarr writing: memory does not grow with the video length.
 
 Every writer writes to a temporary name and renames at the end (durably, see
-:mod:`napari_tarrow.atomic`), so a failed or cancelled job, or a full disk, never
+:mod:`napari_tarrow.io.atomic`), so a failed or cancelled job, or a full disk, never
 leaves a partial file in place of an existing output. TIFFs get a JSON sidecar;
 a zarr store keeps the same record in its attributes.
 """
@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import tifffile
 
+from ..errors import TarrowError
 from .atomic import atomic_folder, atomic_output, write_text
-from .errors import TarrowError
 
 BIGTIFF_BYTES = 2**31
 #: Output formats by file suffix; anything else is written as TIFF.

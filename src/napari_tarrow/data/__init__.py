@@ -1,1 +1,0 @@
-"""Videos, frame pairs and augmentations."""

@@ -1,0 +1,1 @@
+"""Training a TAP model: frame pairs, augmentations, the training loop, multi-GPU helpers."""
