@@ -17,19 +17,10 @@ import numpy as np
 from .config import PRESETS, TapConfig
 from .events import FrameDone, drain
 from .inference.features import DEFAULT_TILE
-from .io.video import Video, read_video
+from .io.video import Video, as_video
 from .model import TapModel
 
 VideoLike = Video | np.ndarray | str | Path
-
-
-def as_video(video: VideoLike, percentiles: tuple[float, float] = (1.0, 99.8)) -> Video:
-    """Return a :class:`Video` for a (T, Y, X) array, a file or folder path, or a Video."""
-    if isinstance(video, Video):
-        return video
-    if isinstance(video, str | Path):
-        return read_video(video, percentiles)
-    return Video(video, percentiles=percentiles)
 
 
 def as_model(model: TapModel | str | Path, device: str = "auto") -> TapModel:

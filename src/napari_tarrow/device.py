@@ -29,6 +29,13 @@ def available_devices() -> list[str]:
     return [*out, "cpu"]
 
 
+def describe_device(name: str) -> str:
+    """``name`` with what it is, for a menu: "cuda:0 (NVIDIA H100)", "mps (Apple GPU)", "cpu"."""
+    if name.startswith("cuda:"):
+        return f"{name} ({torch.cuda.get_device_name(int(name[5:]))})"
+    return "mps (Apple GPU)" if name == "mps" else name
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """``"auto"`` picks CUDA, then MPS, then CPU; an unavailable device is an error."""
     if name == "auto":

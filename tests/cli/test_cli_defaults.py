@@ -14,7 +14,7 @@ from napari_tarrow.cli import build_parser
 from napari_tarrow.cli.demo import run_demo
 from napari_tarrow.config import TOP_K
 from napari_tarrow.downstream.files import evaluate_files, segment_files
-from napari_tarrow.downstream.segment import SegmentationConfig
+from napari_tarrow.downstream.segmenter_config import SegmentationConfig
 from napari_tarrow.evaluation import evaluate
 from napari_tarrow.inference.attribution import export_attribution
 from napari_tarrow.inference.features import export_features

@@ -23,7 +23,7 @@ import torch
 
 from napari_tarrow.config import ModelConfig, TapConfig
 from napari_tarrow.downstream.files import segment_files
-from napari_tarrow.downstream.segment import SegmentationConfig
+from napari_tarrow.downstream.segmenter_config import SegmentationConfig
 from napari_tarrow.events import Progress
 from napari_tarrow.model import TapModel
 
@@ -33,7 +33,7 @@ SEGMENT = textwrap.dedent(
     import resource, sys
     import torch
     from napari_tarrow.downstream.files import segment_files
-    from napari_tarrow.downstream.segment import SegmentationConfig
+    from napari_tarrow.downstream.segmenter_config import SegmentationConfig
     from napari_tarrow.events import drain
 
     torch.set_num_threads(1)

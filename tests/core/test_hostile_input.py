@@ -25,7 +25,7 @@ from napari_tarrow.config import (
     TapConfig,
     TrainConfig,
 )
-from napari_tarrow.downstream.segment import DivisionSegmenter
+from napari_tarrow.downstream.segment import FORMAT_VERSION, DivisionSegmenter
 from napari_tarrow.errors import ModelFolderError, TarrowError, VideoError
 from napari_tarrow.events import drain
 from napari_tarrow.io.ctc import read_ctc, read_lineage
@@ -374,6 +374,22 @@ def test_a_corrupt_segmenter_json(tmp_path, segmenter_dir, content) -> None:
     with pytest.raises(ModelFolderError) as e:
         DivisionSegmenter.load(folder)
     _one_line(e, "segmenter.json is corrupt")
+
+
+def test_a_segmenter_json_of_version_1_loads_and_a_newer_one_is_refused(
+    tmp_path, segmenter_dir
+) -> None:
+    folder = shutil.copytree(segmenter_dir, tmp_path / "seg")
+    info = json.loads((folder / "segmenter.json").read_text())
+    assert info["format_version"] == FORMAT_VERSION == 2
+    del info["format_version"]  # as version 1 wrote it
+    (folder / "segmenter.json").write_text(json.dumps(info))
+    old = DivisionSegmenter.load(folder)
+    assert old.config == DivisionSegmenter.load(segmenter_dir).config
+    (folder / "segmenter.json").write_text(json.dumps({**info, "format_version": 3}))
+    with pytest.raises(ModelFolderError) as e:
+        DivisionSegmenter.load(folder)
+    _one_line(e, "written by a newer napari-tarrow")
 
 
 # -- Cell Tracking Challenge ground truth --------------------------------------

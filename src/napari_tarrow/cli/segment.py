@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(a: argparse.Namespace) -> None:
     """Train a division segmenter on painted labels; write labels and probability TIFFs."""
     from ..downstream.files import segment_files
-    from ..downstream.segment import SegmentationConfig
+    from ..downstream.segmenter_config import SegmentationConfig
 
     cfg = SegmentationConfig(
         mode=a.mode,

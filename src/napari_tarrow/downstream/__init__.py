@@ -3,7 +3,8 @@
 from .labels import BACKGROUND, DIVIDING, UNLABELLED, LabelsError, labels_from_mask
 from .metrics import ObjectScores, average_precision, classification_ap, object_f1
 from .postprocess import probability_to_labels
-from .segment import DivisionSegmenter, Segmentation, SegmentationConfig
+from .segment import DivisionSegmenter, Segmentation
+from .segmenter_config import SegmentationConfig
 
 __all__ = [
     "BACKGROUND",

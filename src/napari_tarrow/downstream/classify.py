@@ -19,11 +19,11 @@ import torch.nn.functional as F
 from ..errors import Cancelled, TarrowError
 from ..events import Done, Event, Metrics, Progress, relay
 from ..inference.features import DEFAULT_TILE
-from ..io.video import Video
+from ..io.video import Video, as_video
 from ..model import TapModel
 from .cache import FeatureCache
 from .labels import LabelsError
-from .segment import as_video, partners
+from .sampling import partners
 
 #: Radius (pixels) of the disc whose features describe a point: about a nucleus radius.
 RADIUS = 6

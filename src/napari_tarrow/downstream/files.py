@@ -16,7 +16,8 @@ from ..model import TapModel
 from .labels import LabelsError, labels_from_mask
 from .metrics import ObjectScores, object_f1
 from .postprocess import frame_labels
-from .segment import DivisionSegmenter, SegmentationConfig
+from .segment import DivisionSegmenter
+from .segmenter_config import SegmentationConfig
 
 
 def read_array(path: str | Path, what: str) -> np.ndarray:

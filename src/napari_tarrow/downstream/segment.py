@@ -21,7 +21,6 @@ napari widget and the CLI drive its generator methods.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -37,92 +36,24 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from .._version import __version__
-from ..config import TapConfig, _check, _section
+from ..config import TapConfig, _check
 from ..device import tune_cpu_allocator
 from ..errors import Cancelled, ConfigError, ModelFolderError, TarrowError
 from ..events import Done, Event, FrameDone, Metrics, Progress, relay
 from ..inference.features import DEFAULT_TILE, frame_features
 from ..io.atomic import write_bytes, write_text
-from ..io.video import Video
+from ..io.video import Video, as_video
 from ..model import TapModel
 from .cache import FeatureCache
 from .labels import BACKGROUND, DIVIDING, LabelsError, check_labels
-from .postprocess import MIN_SIZE, probability_to_labels
+from .postprocess import probability_to_labels
+from .sampling import CropSampler, partners
+from .segmenter_config import SegmentationConfig
 
-MODES = ("frozen", "finetune", "baseline")
-HEADS = ("linear", "conv")
 CONFIG_FILE = "segmenter.json"
 WEIGHTS_FILE = "segmenter.safetensors"
-
-
-@dataclass(frozen=True)
-class SegmentationConfig:
-    """Settings of a division segmenter (validated; round-trips through JSON).
-
-    Attributes
-    ----------
-    mode : {"frozen", "finetune", "baseline"}
-    head : {"linear", "conv"}
-        "linear": BatchNorm + 1x1 conv (a pixel-wise linear probe); "conv": a
-        3x3 conv with ``hidden`` channels, ReLU and a 1x1 conv.
-    hidden : int
-        Hidden channels of the "conv" head.
-    delta : int
-        Δt of the frame pair (t, t+Δt).
-    epochs, steps_per_epoch, batch_size, crop : int
-        Training length and the crops (pixels) each step draws from labelled frames.
-    lr, encoder_lr : float
-        Adam learning rates of the head and, when "finetune", of the TAP network
-        ("baseline" trains its network at ``lr``).
-    positive_fraction : float
-        Share of crops centred on a dividing-cell pixel (the rest on any labelled pixel).
-    threshold, min_size : float, int
-        Post-processing: probability threshold and smallest object kept (pixels).
-    seed : int
-        Seeds the head, the baseline network and the crops.
-    """
-
-    mode: str = "frozen"
-    head: str = "conv"
-    hidden: int = 32
-    delta: int = 1
-    epochs: int = 20
-    steps_per_epoch: int = 25
-    batch_size: int = 8
-    crop: int = 64
-    lr: float = 1e-3
-    encoder_lr: float = 1e-4
-    positive_fraction: float = 0.5
-    threshold: float = 0.5
-    min_size: int = MIN_SIZE
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        _check(self.mode in MODES, "mode", self.mode, f"one of {MODES}")
-        _check(self.head in HEADS, "head", self.head, f"one of {HEADS}")
-        for name in ("hidden", "delta", "epochs", "steps_per_epoch", "batch_size"):
-            value = getattr(self, name)
-            _check(value >= 1, name, value, "an integer >= 1")
-        _check(self.crop >= 16, "crop", self.crop, "an integer >= 16 (pixels)")
-        _check(self.lr > 0, "lr", self.lr, "> 0")
-        _check(self.encoder_lr > 0, "encoder_lr", self.encoder_lr, "> 0")
-        _check(
-            0 <= self.positive_fraction <= 1,
-            "positive_fraction",
-            self.positive_fraction,
-            "a fraction in [0, 1]",
-        )
-        _check(0 < self.threshold < 1, "threshold", self.threshold, "in (0, 1)")
-        _check(self.min_size >= 0, "min_size", self.min_size, "an integer >= 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-compatible dictionary."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SegmentationConfig:
-        """Build and validate; unknown keys are a :class:`ConfigError`."""
-        return _section("segmentation", cls, d)
+#: Version of ``segmenter.json``: 1 had no ``format_version`` key.
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -147,55 +78,6 @@ def make_head(kind: str, channels: int, hidden: int) -> nn.Sequential:
         nn.ReLU(inplace=True),
         nn.Conv2d(hidden, 1, 1),
     )
-
-
-def as_video(video: Video | Any, percentiles: tuple[float, float]) -> Video:
-    """Return ``video`` if it is a :class:`Video`, else wrap the (T, Y, X) array."""
-    return video if isinstance(video, Video) else Video(video, percentiles=percentiles)
-
-
-def partners(video: Video, delta: int) -> dict[int, int]:
-    """Frame position i -> position j of frame number times[i] + Δt (where it exists)."""
-    return {int(i): int(j) for i, j in video.pairs(delta)}
-
-
-class CropSampler:
-    """Random crops of labelled frames; a share of them centred on dividing-cell pixels."""
-
-    def __init__(
-        self,
-        targets: Sequence[np.ndarray],
-        crop: int,
-        positive_fraction: float,
-        seed: int,
-    ) -> None:
-        self.shape = targets[0].shape
-        self.crop = tuple(min(crop, s) for s in self.shape)
-        self.labelled = [np.flatnonzero(t) for t in targets]
-        self.positive = [np.flatnonzero(t == DIVIDING) for t in targets]
-        self.with_positive = [k for k, p in enumerate(self.positive) if len(p)]
-        self.positive_fraction = positive_fraction
-        self.rng = np.random.default_rng(seed)
-
-    def windows(self, n: int) -> list[tuple[int, slice, slice]]:
-        """``n`` crops as (target index, rows, columns)."""
-        out = []
-        for _ in range(n):
-            if self.with_positive and self.rng.random() < self.positive_fraction:
-                k = int(self.rng.choice(self.with_positive))
-                flat = self.rng.choice(self.positive[k])
-            else:
-                k = int(self.rng.integers(len(self.labelled)))
-                flat = self.rng.choice(self.labelled[k])
-            centre = np.unravel_index(flat, self.shape)
-            starts = [
-                int(np.clip(c - self.rng.integers(w), 0, s - w))
-                for c, w, s in zip(centre, self.crop, self.shape, strict=True)
-            ]
-            out.append(
-                (k, *(slice(a, a + w) for a, w in zip(starts, self.crop, strict=True)))
-            )
-        return out
 
 
 class DivisionSegmenter:
@@ -364,6 +246,7 @@ class DivisionSegmenter:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         info = {
+            "format_version": FORMAT_VERSION,
             "napari_tarrow": __version__,
             "kind": "division segmenter",
             "config": self.config.to_dict(),
@@ -393,6 +276,7 @@ class DivisionSegmenter:
         try:
             info = json.loads((folder / CONFIG_FILE).read_text())
             _check(isinstance(info, dict), "content", info, "a JSON object")
+            info = _migrate(info)
             config = SegmentationConfig.from_dict(info["config"])
             tap_config = TapConfig.from_dict(info["tap_config"])
             source = info.get("tap_model") or None
@@ -568,3 +452,18 @@ def _check_frames(frames: Sequence[int] | None, n: int) -> list[int]:
     if bad:
         raise ConfigError(f"frames {bad} are outside the video's 0..{n - 1}.")
     return todo
+
+
+def _migrate(info: dict[str, Any]) -> dict[str, Any]:
+    """Bring a ``segmenter.json`` to :data:`FORMAT_VERSION`; a newer one is an error.
+
+    1 -> 2: the file names its ``format_version`` (nothing else changed).
+    """
+    version = info.get("format_version", 1)
+    _check(
+        type(version) is int and 1 <= version <= FORMAT_VERSION,
+        "format_version",
+        version,
+        f"1..{FORMAT_VERSION} (written by a newer napari-tarrow? upgrade it)",
+    )
+    return {**info, "format_version": FORMAT_VERSION}

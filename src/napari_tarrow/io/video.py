@@ -184,6 +184,17 @@ def _check_shape(shape: tuple[int, ...] | None, name: str) -> None:
         raise VideoError(f"{name} frames are {shape[1:]} pixels; need at least 16x16.")
 
 
+def as_video(
+    video: Video | Any, percentiles: tuple[float, float] = (1.0, 99.8)
+) -> Video:
+    """Return ``video`` if it is a :class:`Video`, else open the path or wrap the (T, Y, X) array."""
+    if isinstance(video, Video):
+        return video
+    if isinstance(video, str | Path):
+        return read_video(video, percentiles)
+    return Video(video, percentiles=percentiles)
+
+
 def read_video(
     path: str | Path, percentiles: tuple[float, float] = (1.0, 99.8)
 ) -> Video:

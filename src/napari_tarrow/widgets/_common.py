@@ -168,6 +168,11 @@ class RunButtons(Container):
         )
 
 
+def safe_filename(name: str) -> str:
+    """``name`` with every character but letters, digits and ``-_.`` made ``_`` (a layer name as a file)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
 def time_left(seconds: float) -> str:
     """'40 s', '3 min', '1 h 20 min': a remaining time as a person says it."""
     if seconds < 60:

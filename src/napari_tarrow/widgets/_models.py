@@ -6,12 +6,12 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-import torch
 from magicgui.widgets import ComboBox, Container, Label, PushButton
 from napari.utils.notifications import show_error, show_info
 from psygnal import Signal
 from qtpy.QtWidgets import QFileDialog
 
+from ..device import available_devices, describe_device
 from ..errors import TarrowError
 from ..model import TapModel
 from ..model.card import display_name, model_card
@@ -43,6 +43,23 @@ class ModelStore:
         """Load a model folder (ours or the reference implementation's) and add it."""
         return self.add(TapModel.from_folder(folder, device=device))
 
+    def load_and_tell(self, folder: str | Path) -> str | None:
+        """:meth:`load` with the outcome as a notification; the name, or None on a bad folder."""
+        try:
+            name = self.load(folder)
+        except TarrowError as e:
+            show_error(str(e))
+            return None
+        show_info(f"Loaded model '{name}'.")
+        return name
+
+
+def ask_model_folder(parent: Any) -> str:
+    """Ask for a model folder (starting in the home folder); "" when cancelled."""
+    return QFileDialog.getExistingDirectory(
+        parent, "Open a TAP model folder", str(Path.home())
+    )
+
 
 _STORES: dict[int, ModelStore] = {}
 
@@ -58,14 +75,7 @@ def store_of(viewer: Any) -> ModelStore:
 
 def device_choices() -> list[tuple[str, str]]:
     """(label, device) for every usable device, the fastest first."""
-    out = [
-        (f"cuda:{i} ({torch.cuda.get_device_name(i)})", f"cuda:{i}")
-        for i in range(torch.cuda.device_count())
-    ]
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        out.append(("mps (Apple GPU)", "mps"))
-    out.append(("cpu", "cpu"))
-    return out
+    return [(describe_device(d), d) for d in available_devices()]
 
 
 class ModelPicker(Container):
@@ -121,17 +131,10 @@ class ModelPicker(Container):
 
     def load(self, folder: str | Path) -> None:
         """Load ``folder`` and select it; a bad folder gives a notification."""
-        try:
-            name = self.store.load(folder)
-        except TarrowError as e:
-            show_error(str(e))
-            return
-        self.combo.value = name
-        show_info(f"Loaded model '{name}'.")
+        name = self.store.load_and_tell(folder)
+        if name is not None:
+            self.combo.value = name
 
     def _ask_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(
-            self.native, "Open a TAP model folder", str(Path.home())
-        )
-        if folder:
+        if folder := ask_model_folder(self.native):
             self.load(folder)

@@ -20,7 +20,7 @@ from ..io.atomic import human_size
 from ..io.export import check_output, check_zarr_output, open_output
 from ..io.video import Video
 from ..model import TapModel
-from ._common import ModelVideoWidget, RunButtons, scrolled_layout
+from ._common import ModelVideoWidget, RunButtons, safe_filename, scrolled_layout
 from ._layers import add_or_update, result_name, spatial_transform
 
 #: Exports above this size ask before they start.
@@ -36,7 +36,7 @@ def default_export_path(layer: Any) -> Path:
     if source:
         src = Path(source)  # a file, or a folder of frames
         return src.parent / f"{src.stem}_tap_features.tif"
-    return Path.home() / "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
+    return Path.home() / safe_filename(stem)
 
 
 def export_job(

@@ -18,7 +18,7 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QFileDialog, QWidget
+from qtpy.QtWidgets import QWidget
 
 from ..config import PRESETS as CONFIG_PRESETS
 from ..config import TapConfig
@@ -27,10 +27,10 @@ from ..events import Checkpoint, Event, FrameDone, Metrics, Progress
 from ..inference.attribution import PREVIEW_BUDGET, with_previews
 from ..model import CONFIG
 from ..training.loop import METRICS, estimate_time, fine_tuning_config, train
-from ._common import RunButtons, VideoPicker, scrolled_layout, time_left
+from ._common import RunButtons, VideoPicker, safe_filename, scrolled_layout, time_left
 from ._jobs import JobRunner
 from ._layers import DiskFrames, add_or_update, result_name, spatial_transform
-from ._models import device_choices, store_of
+from ._models import ask_model_folder, device_choices, store_of
 from ._plot import MetricsPlot
 
 #: The "start from" choice that trains a new network instead of fine-tuning a model.
@@ -46,15 +46,11 @@ PRESETS: dict[str, TapConfig] = {
 def default_model_folder(layer_name: str, parent: Path | None = None) -> Path:
     """Return a new folder named after the layer, in ``parent`` or ~/napari-tarrow/models."""
     root = parent if parent is not None else Path.home() / "napari-tarrow" / "models"
-    base = root / _safe(layer_name)
+    base = root / (safe_filename(layer_name) or "video")
     folder, k = base, 2
     while (folder / CONFIG).exists():
         folder, k = base.with_name(f"{base.name}-{k}"), k + 1
     return folder
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "video"
 
 
 def parse_deltas(text: str) -> tuple[int, ...]:
@@ -345,10 +341,7 @@ class TrainWidget(QWidget):
 
     def load(self, folder: str | Path) -> None:
         """Add an existing model folder to the session and plot its training log."""
-        try:
-            name = self.store.load(folder)
-        except TarrowError as e:
-            show_error(str(e))
+        if self.store.load_and_tell(folder) is None:
             return
         self.plot.clear()
         log = Path(folder) / METRICS
@@ -359,9 +352,7 @@ class TrainWidget(QWidget):
                     self.plot.add(record.pop("epoch") + 1, record)
                 except (ValueError, KeyError, TypeError):  # a partial line: skip it
                     continue
-        show_info(f"Loaded model '{name}'.")
 
     def _ask_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a TAP model folder")
-        if folder:
+        if folder := ask_model_folder(self):
             self.load(folder)
