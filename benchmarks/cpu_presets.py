@@ -22,9 +22,9 @@ from pathlib import Path
 from _bench import device_name
 
 from napari_tarrow.cli.demo import (
-    RADIUS,
-    TOLERANCE,
-    TOP_K,
+    SCORE_RADIUS,
+    SCORE_TOLERANCE,
+    SCORE_TOP_K,
     fields_video,
     simulate_fields,
 )
@@ -72,7 +72,14 @@ def score(model: TapModel, sims: list) -> dict[str, float]:
     """Top-3 region precision (±2 frames) of the model and the controls on ``sims``, and crop accuracy."""
     video, truth = fields_video(sims)
     table = drain(
-        evaluate(model, video, truth, top_k=TOP_K, radius=RADIUS, tolerance=TOLERANCE)
+        evaluate(
+            model,
+            video,
+            truth,
+            top_k=SCORE_TOP_K,
+            radius=SCORE_RADIUS,
+            tolerance=SCORE_TOLERANCE,
+        )
     )
     rows = table.rows
     return {

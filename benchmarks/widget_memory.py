@@ -32,7 +32,7 @@ def child(frames: int, size: int) -> None:
     from napari_tarrow.config import ModelConfig, TapConfig
     from napari_tarrow.model import TapModel
     from napari_tarrow.widgets import AttributionWidget, attribution
-    from napari_tarrow.widgets._models import STORE
+    from napari_tarrow.widgets._models import store_of
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -40,7 +40,7 @@ def child(frames: int, size: int) -> None:
     video = da.random.RandomState(0).random((frames, size, size), chunks=(1, -1, -1))
     viewer.add_image(video.astype(np.float32), name="long")
     model = TapModel(TapConfig(model=ModelConfig(features=8, unet_channels=8)))
-    STORE.add(model)
+    store_of(viewer).add(model)
     w = AttributionWidget(viewer)
     w.mode.value, w.top_k.value = attribution.WHOLE, 1
     start = time.perf_counter()

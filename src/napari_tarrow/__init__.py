@@ -1,7 +1,7 @@
 """napari-tarrow: time arrow prediction (TAP) for live-cell time-lapses.
 
-Importing the package is cheap: torch, napari and Qt are imported only when a
-function below is first used.
+Importing the package is cheap: torch is imported when a name below is first
+used, and napari and Qt only by the widgets.
 
     import napari_tarrow as tap
     model = tap.train("video.tif", "my_model", epochs=20)
@@ -40,4 +40,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted({*globals(), *__all__})

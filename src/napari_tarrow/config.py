@@ -23,14 +23,17 @@ SCHEMA_VERSION = 3
 PADDING_MODES = ("zeros", "replicate")
 
 
-def _check(ok: bool, name: str, value: Any, valid: str) -> None:
+def check_field(ok: bool, name: str, value: Any, valid: str) -> None:
+    """Raise a ConfigError naming ``name``, its ``value`` and what is ``valid``, unless ``ok``."""
     if not ok:
         raise ConfigError(f"{name}={value!r} is invalid: expected {valid}.")
 
 
 def _check_interval(name: str, interval: tuple[float, float]) -> None:
     lo, hi = interval
-    _check(0 <= lo < hi <= 1, name, interval, "two fractions 0 <= start < end <= 1")
+    check_field(
+        0 <= lo < hi <= 1, name, interval, "two fractions 0 <= start < end <= 1"
+    )
 
 
 @dataclass(frozen=True)
@@ -68,13 +71,13 @@ class DataConfig:
         object.__setattr__(self, "delta", tuple(int(d) for d in self.delta))
         for name in ("split_train", "split_val", "percentiles"):
             object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
-        _check(
+        check_field(
             len(self.delta) > 0 and all(d >= 1 for d in self.delta),
             "delta",
             self.delta,
             "one or more integers >= 1",
         )
-        _check(
+        check_field(
             self.size >= 16 and self.size % 8 == 0,
             "size",
             self.size,
@@ -83,13 +86,15 @@ class DataConfig:
         _check_interval("split_train", self.split_train)
         _check_interval("split_val", self.split_val)
         lo, hi = self.percentiles
-        _check(
+        check_field(
             0 <= lo < hi <= 100,
             "percentiles",
             self.percentiles,
             "0 <= low < high <= 100",
         )
-        _check(0 <= self.foreground < 1, "foreground", self.foreground, "0 <= f < 1")
+        check_field(
+            0 <= self.foreground < 1, "foreground", self.foreground, "0 <= f < 1"
+        )
 
 
 @dataclass(frozen=True)
@@ -125,22 +130,22 @@ class ModelConfig:
     subsample: int = 1
 
     def __post_init__(self) -> None:
-        _check(1 <= self.features <= 1024, "features", self.features, "1..1024")
-        _check(1 <= self.subsample <= 8, "subsample", self.subsample, "1..8")
-        _check(1 <= self.unet_depth <= 6, "unet_depth", self.unet_depth, "1..6")
-        _check(
+        check_field(1 <= self.features <= 1024, "features", self.features, "1..1024")
+        check_field(1 <= self.subsample <= 8, "subsample", self.subsample, "1..8")
+        check_field(1 <= self.unet_depth <= 6, "unet_depth", self.unet_depth, "1..6")
+        check_field(
             1 <= self.unet_channels <= 512,
             "unet_channels",
             self.unet_channels,
             "1..512",
         )
-        _check(
+        check_field(
             1 <= self.head_features <= 1024,
             "head_features",
             self.head_features,
             "1..1024",
         )
-        _check(
+        check_field(
             self.padding_mode in PADDING_MODES,
             "padding_mode",
             self.padding_mode,
@@ -198,33 +203,35 @@ class TrainConfig:
     init_from: str = ""
 
     def __post_init__(self) -> None:
-        _check(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
-        _check(
+        check_field(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
+        check_field(
             self.amp is None or isinstance(self.amp, bool),
             "amp",
             self.amp,
             "true, false or null",
         )
-        _check(self.batch_size >= 2, "batch_size", self.batch_size, "an integer >= 2")
-        _check(
+        check_field(
+            self.batch_size >= 2, "batch_size", self.batch_size, "an integer >= 2"
+        )
+        check_field(
             self.samples_per_epoch >= self.batch_size,
             "samples_per_epoch",
             self.samples_per_epoch,
             f"an integer >= batch_size ({self.batch_size})",
         )
-        _check(
+        check_field(
             self.val_samples >= 0, "val_samples", self.val_samples, "an integer >= 0"
         )
-        _check(0 < self.lr < 1, "lr", self.lr, "a number in (0, 1)")
-        _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
-        _check(
+        check_field(0 < self.lr < 1, "lr", self.lr, "a number in (0, 1)")
+        check_field(self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
+        check_field(
             self.lambda_decorrelation >= 0,
             "lambda_decorrelation",
             self.lambda_decorrelation,
             ">= 0",
         )
-        _check(self.temperature > 0, "temperature", self.temperature, "> 0")
-        _check(
+        check_field(self.temperature > 0, "temperature", self.temperature, "> 0")
+        check_field(
             self.checkpoint_every >= 1,
             "checkpoint_every",
             self.checkpoint_every,
@@ -252,7 +259,7 @@ class TapConfig:
 
     def __post_init__(self) -> None:
         k = self.model.subsample
-        _check(
+        check_field(
             self.data.size % (8 * k) == 0,
             "size",
             self.data.size,
@@ -280,10 +287,10 @@ class TapConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TapConfig:
         """Build and validate a config; unknown keys or future schema versions are errors."""
-        _check(isinstance(d, dict), "config", type(d).__name__, "a JSON object")
+        check_field(isinstance(d, dict), "config", type(d).__name__, "a JSON object")
         d = dict(d)
         version = d.pop("schema_version", SCHEMA_VERSION)
-        _check(
+        check_field(
             type(version) is int and 1 <= version <= SCHEMA_VERSION,
             "schema_version",
             version,
@@ -291,8 +298,12 @@ class TapConfig:
         )
         d = _migrate(d, version)
         unknown = set(d) - set(_SECTIONS)
-        _check(not unknown, "config keys", sorted(unknown), f"only {sorted(_SECTIONS)}")
-        return cls(**{k: _section(k, t, d.get(k, {})) for k, t in _SECTIONS.items()})
+        check_field(
+            not unknown, "config keys", sorted(unknown), f"only {sorted(_SECTIONS)}"
+        )
+        return cls(
+            **{k: parse_section(k, t, d.get(k, {})) for k, t in _SECTIONS.items()}
+        )
 
     def save(self, path: str | Path) -> None:
         """Write as indented JSON, atomically and durably."""
@@ -343,12 +354,12 @@ _KINDS = {
 }
 
 
-def _section(name: str, cls: type, values: Any) -> Any:
+def parse_section(name: str, cls: type, values: Any) -> Any:
     """Build dataclass ``cls`` from the JSON object ``values``, checking keys and types."""
-    _check(isinstance(values, dict), name, values, "a JSON object of settings")
+    check_field(isinstance(values, dict), name, values, "a JSON object of settings")
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - names
-    _check(not unknown, f"{name} keys", sorted(unknown), f"only {sorted(names)}")
+    check_field(not unknown, f"{name} keys", sorted(unknown), f"only {sorted(names)}")
     hints = typing.get_type_hints(cls)
     return cls(**{k: _typed(f"{name}.{k}", hints[k], v) for k, v in values.items()})
 
@@ -365,11 +376,11 @@ def _typed(name: str, hint: Any, value: Any) -> Any:
             return None
     if typing.get_origin(hint) is not tuple:
         or_null = " or null" if optional else ""
-        _check(_is(hint, value), name, value, _KINDS[hint][0] + or_null)
+        check_field(_is(hint, value), name, value, _KINDS[hint][0] + or_null)
         return value
     args = typing.get_args(hint)
     n = None if args[-1] is Ellipsis else len(args)
-    _check(
+    check_field(
         isinstance(value, list | tuple)
         and len(value) == (n or len(value)) > 0
         and all(_is(args[0], v) for v in value),

@@ -59,7 +59,9 @@ def _fail(capsys, argv: list[str], words: str) -> str:
     return last
 
 
-def test_train_attribute_features_round_trip(tmp_path, video_tif, capsys) -> None:
+def test_train_attribute_features_round_trip(
+    tmp_path, video_tif, capsys, caplog
+) -> None:
     model = tmp_path / "model"
     assert (
         main(
@@ -157,6 +159,13 @@ def test_train_attribute_features_round_trip(tmp_path, video_tif, capsys) -> Non
         == 0
     )
     assert len((model / "metrics.jsonl").read_text().splitlines()) == 3
+    # the saved settings win; an option that differs is named, one the same is not
+    size = TINY_TRAIN[TINY_TRAIN.index("--size") + 1]
+    again = ["-q", "train", str(video_tif), "--out", str(model), "--resume"]
+    assert main([*again, "--epochs", "3", "--lr", "0.5", "--size", size]) == 0
+    (record,) = [r for r in caplog.records if "--resume continues" in r.message]
+    assert "ignored: --lr (only --epochs" in record.getMessage()
+    assert TapConfig.load(model / "config.json").train.lr != 0.5
     # an existing model is never overwritten by a new run
     _fail(
         capsys, ["train", str(video_tif), "--out", str(model)], "already holds a model"

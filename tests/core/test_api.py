@@ -8,6 +8,7 @@ import tifffile
 
 import napari_tarrow as tap
 from napari_tarrow.errors import ConfigError
+from napari_tarrow.io.video import as_video
 
 
 def test_train_attribute_features_from_arrays_and_paths(
@@ -44,3 +45,20 @@ def test_train_attribute_features_from_arrays_and_paths(
 def test_an_unknown_setting_names_the_valid_ones(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"'epoch' is no training setting.*epochs"):
         tap.train(np.zeros((4, 32, 32), np.float32), tmp_path / "m", epoch=3)
+
+
+def test_a_video_is_normalised_as_the_model_was_trained(
+    small_video: np.ndarray,
+) -> None:
+    other = tap.Video(small_video, percentiles=(0.0, 100.0))
+    again = as_video(other, (1.0, 99.8))
+    assert again.percentiles == (1.0, 99.8) and again.shape == other.shape
+    np.testing.assert_array_equal(
+        again.frame(0), tap.Video(small_video).frame(0)
+    )  # the same frames, normalised anew
+    assert as_video(again, (1.0, 99.8)) is again
+
+
+def test_an_unknown_preset_names_the_presets(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no preset 'fst'; use one of fast, paper"):
+        tap.train(np.zeros((4, 32, 32), np.float32), tmp_path / "m", "fst")

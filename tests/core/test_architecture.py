@@ -41,6 +41,11 @@ def _graph() -> dict[str, set[str]]:
         package = "" if name == "napari_tarrow" else package
         deps = set()
         for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):  # import napari_tarrow.x.y
+                for alias in node.names:
+                    if alias.name.startswith("napari_tarrow."):
+                        deps.add(alias.name.removeprefix("napari_tarrow."))
+                continue
             if not isinstance(node, ast.ImportFrom):
                 continue
             if node.level:

@@ -7,11 +7,11 @@ fields of view, evaluated on fields simulated with other seeds.
 import numpy as np
 import pytest
 
+import napari_tarrow as tap
 from napari_tarrow.cli.demo import simulate_fields
 from napari_tarrow.config import PRESETS
 from napari_tarrow.evaluation import crop_accuracy
 from napari_tarrow.events import drain
-from napari_tarrow.inference.attribution import attribution_maps
 from napari_tarrow.inference.regions import EDGE, division_hits, regions_table
 from napari_tarrow.io.video import Video
 from napari_tarrow.model import TapModel
@@ -59,7 +59,7 @@ def test_attribution_peaks_at_divisions(trained, unseen) -> None:
     hits, chance = [], []
     for sim in unseen:
         video = Video(sim.video)
-        cams, pairs = attribution_maps(trained, video)
+        cams, pairs = tap.attribute(trained, video)
         assert len(cams) == len(pairs) == len(video) - 1 and cams[0].shape == (96, 96)
         table = regions_table(cams, video.times[pairs[:, 0]], k=2)
         divs = _divisions(sim)

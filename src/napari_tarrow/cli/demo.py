@@ -10,7 +10,6 @@ rather than of one training on one machine.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from .progress import StopOnInterrupt, run_events
 Runner = Callable[[Iterator[Any], str], Any]
 
 #: Peaks per pair, hit radius (px) and frame tolerance of the demo's score.
-TOP_K, RADIUS, TOLERANCE = 3, 12.0, 2
+SCORE_TOP_K, SCORE_RADIUS, SCORE_TOLERANCE = 3, 12.0, 2
 #: Frame numbers between two fields of the test video: no pair or tolerance crosses.
 FIELD_GAP = 10
 
@@ -37,7 +36,7 @@ FIELD_GAP = 10
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Add the ``demo`` subcommand."""
     d = sub.add_parser(
-        "demo", help="synthetic dividing cells: train, attribute, export"
+        "demo", help="synthetic dividing cells: train, attribute, export, score"
     )
     d.add_argument(
         "--out", default="tarrow_demo", help="output folder (default ./tarrow_demo)"
@@ -51,7 +50,7 @@ def run(a: argparse.Namespace) -> None:
     """Synthetic dividing cells -> short training -> attribution, features, a scored summary."""
     print(
         f"demo: training {a.epochs} epochs of the fast preset on 8 simulated fields of "
-        f"view -> {Path(a.out) / 'model'}; then scoring 6 fields it never saw"
+        f"view -> {Path(a.out) / 'model'}; then scoring fields it never saw"
     )
     with StopOnInterrupt() as stop:
         table, written = run_demo(
@@ -132,10 +131,7 @@ def run_demo(
     for i, sim in enumerate(simulate_fields()):
         paths.append(out / "fields" / f"field_{i:02d}.tif")
         tifffile.imwrite(paths[-1], sim.video, metadata={"axes": "TYX"})
-    fast = PRESETS["fast"]
-    cfg = dataclasses.replace(
-        fast, train=dataclasses.replace(fast.train, epochs=epochs)
-    )
+    cfg = PRESETS["fast"].replace(epochs=epochs)
     videos = [read_video(p) for p in paths]
     model = run(train(cfg, videos, out / "model", device, stop=stop), "train")
 
@@ -155,7 +151,13 @@ def run_demo(
     truth = np.array([(d.t, d.y, d.x) for d in unseen[0].divisions], float)
     np.savetxt(written["divisions"], truth, "%g", ",", header="t,y,x", comments="")
     attribution = export_attribution(
-        model, field, written["attribution"], 1, written["regions"], TOP_K, stop=stop
+        model,
+        field,
+        written["attribution"],
+        1,
+        written["regions"],
+        SCORE_TOP_K,
+        stop=stop,
     )
     run(attribution, "attribute")
     run(export_features(model, field, written["features"], stop=stop), "features")
@@ -164,9 +166,9 @@ def run_demo(
         model,
         video,
         annotations,
-        top_k=TOP_K,
-        radius=RADIUS,
-        tolerance=TOLERANCE,
+        top_k=SCORE_TOP_K,
+        radius=SCORE_RADIUS,
+        tolerance=SCORE_TOLERANCE,
         crops=8,
         stop=stop,
     )

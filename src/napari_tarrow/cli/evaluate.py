@@ -76,11 +76,12 @@ def run(a: argparse.Namespace) -> None:
 
     if a.out:
         check_output(a.out)
+    for folder in (a.model, a.baseline) if a.baseline else (a.model,):
+        if a.weights and not (Path(folder) / WEIGHTS[a.weights]).is_file():
+            raise ModelFolderError(
+                f"{folder} has no {WEIGHTS[a.weights]}; choose the other --weights."
+            )
     model = TapModel.from_folder(a.model, device=a.device, which=a.weights or "best")
-    if a.weights and not (Path(a.model) / WEIGHTS[a.weights]).is_file():
-        raise ModelFolderError(
-            f"{a.model} has no {WEIGHTS[a.weights]}; choose the other --weights."
-        )
     compare = (
         {BASELINE: TapModel.from_folder(a.baseline, a.device, a.weights or "best")}
         if a.baseline

@@ -141,6 +141,7 @@ def run(a: argparse.Namespace) -> None:
         log.setLevel(logging.ERROR)
     if a.resume and (Path(a.out) / "config.json").exists():
         cfg = TapConfig.load(Path(a.out) / "config.json")
+        _warn_ignored(a, cfg)
         cfg = cfg.replace(epochs=a.epochs or cfg.train.epochs)
     else:
         cfg = config_from_args(a)
@@ -160,6 +161,24 @@ def run(a: argparse.Namespace) -> None:
     print(
         f"{state} model in {model.folder} (weights_best.safetensors: lowest validation loss)"
     )
+
+
+def _warn_ignored(a: argparse.Namespace, saved: Any) -> None:
+    """Say which options differ from the run being resumed: it keeps its own settings."""
+    differ = [
+        "--" + name.replace("_", "-")
+        for name in TRAIN_OPTIONS
+        if name != "epochs"
+        and (value := getattr(a, name)) is not None
+        and (tuple(value) if isinstance(value, list) else value)
+        != getattr(getattr(saved, section_of(name)), name)
+    ]
+    if differ:
+        log.warning(
+            "--resume continues the saved run with its own settings; ignored: %s "
+            "(only --epochs extends it; start a new run to change them).",
+            ", ".join(differ),
+        )
 
 
 def _starting_from(cfg: Any, a: argparse.Namespace) -> Any:

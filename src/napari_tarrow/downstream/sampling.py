@@ -16,7 +16,7 @@ def partners(video: Video, delta: int) -> dict[int, int]:
 
 
 class CropSampler:
-    """Random crops of labelled frames; a share of them centred on dividing-cell pixels."""
+    """Random crops of labelled frames; a share of them containing a dividing-cell pixel."""
 
     def __init__(
         self,

@@ -36,7 +36,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from .._version import __version__
-from ..config import TapConfig, _check
+from ..config import TapConfig, check_field
 from ..device import tune_cpu_allocator
 from ..errors import Cancelled, ConfigError, ModelFolderError, TarrowError
 from ..events import Done, Event, FrameDone, Metrics, Progress, relay
@@ -275,13 +275,13 @@ class DivisionSegmenter:
             )
         try:
             info = json.loads((folder / CONFIG_FILE).read_text())
-            _check(isinstance(info, dict), "content", info, "a JSON object")
+            check_field(isinstance(info, dict), "content", info, "a JSON object")
             info = _migrate(info)
             config = SegmentationConfig.from_dict(info["config"])
             tap_config = TapConfig.from_dict(info["tap_config"])
             source = info.get("tap_model") or None
             trained_on = [int(t) for t in info.get("trained_on_frames", [])]
-            _check(
+            check_field(
                 source is None or isinstance(source, str), "tap_model", source, "a path"
             )
         except (OSError, ValueError, KeyError, TypeError) as e:  # JSON: ValueError
@@ -460,7 +460,7 @@ def _migrate(info: dict[str, Any]) -> dict[str, Any]:
     1 -> 2: the file names its ``format_version`` (nothing else changed).
     """
     version = info.get("format_version", 1)
-    _check(
+    check_field(
         type(version) is int and 1 <= version <= FORMAT_VERSION,
         "format_version",
         version,

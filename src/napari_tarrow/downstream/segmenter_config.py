@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import _check, _section
+from ..config import check_field, parse_section
 from .postprocess import MIN_SIZE
 
 MODES = ("frozen", "finetune", "baseline")
@@ -33,7 +33,7 @@ class SegmentationConfig:
         Adam learning rates of the head and, when "finetune", of the TAP network
         ("baseline" trains its network at ``lr``).
     positive_fraction : float
-        Share of crops centred on a dividing-cell pixel (the rest on any labelled pixel).
+        Share of crops that contain a dividing-cell pixel (the rest: any labelled pixel).
     threshold, min_size : float, int
         Post-processing: probability threshold and smallest object kept (pixels).
     seed : int
@@ -56,22 +56,22 @@ class SegmentationConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check(self.mode in MODES, "mode", self.mode, f"one of {MODES}")
-        _check(self.head in HEADS, "head", self.head, f"one of {HEADS}")
+        check_field(self.mode in MODES, "mode", self.mode, f"one of {MODES}")
+        check_field(self.head in HEADS, "head", self.head, f"one of {HEADS}")
         for name in ("hidden", "delta", "epochs", "steps_per_epoch", "batch_size"):
             value = getattr(self, name)
-            _check(value >= 1, name, value, "an integer >= 1")
-        _check(self.crop >= 16, "crop", self.crop, "an integer >= 16 (pixels)")
-        _check(self.lr > 0, "lr", self.lr, "> 0")
-        _check(self.encoder_lr > 0, "encoder_lr", self.encoder_lr, "> 0")
-        _check(
+            check_field(value >= 1, name, value, "an integer >= 1")
+        check_field(self.crop >= 16, "crop", self.crop, "an integer >= 16 (pixels)")
+        check_field(self.lr > 0, "lr", self.lr, "> 0")
+        check_field(self.encoder_lr > 0, "encoder_lr", self.encoder_lr, "> 0")
+        check_field(
             0 <= self.positive_fraction <= 1,
             "positive_fraction",
             self.positive_fraction,
             "a fraction in [0, 1]",
         )
-        _check(0 < self.threshold < 1, "threshold", self.threshold, "in (0, 1)")
-        _check(self.min_size >= 0, "min_size", self.min_size, "an integer >= 0")
+        check_field(0 < self.threshold < 1, "threshold", self.threshold, "in (0, 1)")
+        check_field(self.min_size >= 0, "min_size", self.min_size, "an integer >= 0")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dictionary."""
@@ -80,4 +80,4 @@ class SegmentationConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SegmentationConfig:
         """Build and validate; unknown keys are a :class:`ConfigError`."""
-        return _section("segmentation", cls, d)
+        return parse_section("segmentation", cls, d)

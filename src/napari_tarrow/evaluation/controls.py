@@ -45,6 +45,8 @@ def frame_difference(a: np.ndarray, b: np.ndarray, radius: float) -> np.ndarray:
 
 def away_from_border(mask: np.ndarray, border: int) -> np.ndarray:
     """``mask`` without its ``border``-px frame band, where ``top_regions`` picks no peaks."""
+    if border <= 0:
+        return mask.copy()
     inner = np.zeros_like(mask)
     inner[border:-border, border:-border] = mask[border:-border, border:-border]
     return inner

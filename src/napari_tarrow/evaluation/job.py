@@ -29,7 +29,7 @@ from ..model import TapModel
 from .controls import away_from_border, frame_difference, random_points, untrained_like
 from .crops import CROP_KINDS, background_centres, cell_centres, crop_accuracy
 from .statistics import BOOTSTRAP, PairCounts, bootstrap, mean_metrics, pair_counts
-from .table import METHODS, EvaluationTable
+from .table import DIFFERENCE, METHODS, MODEL, RANDOM, UNTRAINED, EvaluationTable
 
 STOPPED = "evaluation stopped; no table written"
 #: Crop centres of one pair, by kind (:data:`CROP_KINDS`): (t, y, x) each.
@@ -74,7 +74,7 @@ def evaluate(
     radius: float = 25.0,
     frames: tuple[int, int] | None = None,
     tolerance: int = 2,
-    tile: int = DEFAULT_TILE,
+    tile: int | None = DEFAULT_TILE,
     seed: int = 0,
     crops: int = 16,
     random_draws: int = 10,
@@ -117,13 +117,13 @@ def evaluate(
     clash = set(compare) & set(METHODS)
     if clash:
         raise ConfigError(f"compare: the rows {sorted(clash)} are taken; rename them.")
-    nets = [(METHODS[0], model), *compare.items()]
-    nets.append((METHODS[1], untrained_like(model, seed)))
+    nets = [(MODEL, model), *compare.items()]
+    nets.append((UNTRAINED, untrained_like(model, seed)))
     scoring = Scoring(delta, top_k, radius, tolerance)
     count = _Count((1 + 2 * len(nets)) * len(pairs))
     rng = np.random.default_rng(seed)
     peaks: dict[str, list[np.ndarray]] = {}
-    peaks[METHODS[2]], draws, centres = yield from _sample_pairs(
+    peaks[DIFFERENCE], draws, centres = yield from _sample_pairs(
         video, truth, pairs, own, scoring, crops, random_draws, rng, stop, count
     )
     accuracy: dict[str, dict[str, float]] = {}
@@ -144,9 +144,9 @@ def evaluate(
             tolerance,
         )
 
-    by_method = {name: [counts(peaks[name])] for name in [*dict(nets), METHODS[2]]}
-    by_method[METHODS[3]] = [counts(d) for d in draws]
-    intervals, differences = bootstrap(by_method, METHODS[0], seed=seed)
+    by_method = {name: [counts(peaks[name])] for name in [*dict(nets), DIFFERENCE]}
+    by_method[RANDOM] = [counts(d) for d in draws]
+    intervals, differences = bootstrap(by_method, MODEL, seed=seed)
     no_accuracy = {f"acc_{kind}": math.nan for kind in CROP_KINDS}
     rows = {
         name: {**mean_metrics(cs), **accuracy.get(name, no_accuracy)}
@@ -231,7 +231,7 @@ def _score_network(
     pairs: np.ndarray,
     centres: Sequence[Centres],
     s: Scoring,
-    tile: int,
+    tile: int | None,
     stop: Callable[[], bool],
     count: _Count,
 ) -> Iterator[Event]:

@@ -16,10 +16,16 @@ from .statistics import PEAK_METRICS, PairCounts, bootstrap
 METRICS = (*PEAK_METRICS, *(f"acc_{kind}" for kind in CROP_KINDS))
 
 
-METHODS = ("TAP model", "untrained network", "frame difference", "random foreground")
+#: The rows every evaluation has: the model, then the three controls.
+MODEL, UNTRAINED, DIFFERENCE, RANDOM = METHODS = (
+    "TAP model",
+    "untrained network",
+    "frame difference",
+    "random foreground",
+)
 
 
-#: The row of the optional second TAP model (e.g. the same model before fine-tuning).
+#: The row of the CLI's ``--baseline`` model (e.g. the same model before fine-tuning).
 BASELINE = "baseline model"
 
 
@@ -61,7 +67,7 @@ class EvaluationTable:
             (name, row, self.intervals[name]) for name, row in self.rows.items()
         ] + [
             (
-                f"{METHODS[0]} - {name}",
+                f"{MODEL} - {name}",
                 {m: diff.get(m, (nan,))[0] for m in METRICS},
                 {m: diff[m][1:] for m in PEAK_METRICS},
             )
@@ -122,7 +128,7 @@ class EvaluationTable:
                 for m in shown
             )
             lines.append(
-                f"{f'{METHODS[0]} - {name}':<34}" + "".join(f"{c:>24}" for c in cells)
+                f"{f'{MODEL} - {name}':<34}" + "".join(f"{c:>24}" for c in cells)
             )
         return "\n".join(lines)
 

@@ -200,17 +200,6 @@ def with_previews(
         yield FrameDone(int(pairs[0, 0]), (cam, last_cost))
 
 
-def attribution_maps(
-    model: TapModel, video: Video, delta: int = 1
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """All Grad-CAM maps of ``video`` in memory, and their (K, 2) frame pairs (for notebooks)."""
-    cams: list[np.ndarray] = []
-    for ev in attribute(model, video, delta):
-        if isinstance(ev, FrameDone):
-            cams.append(ev.data)
-    return cams, ev.result  # the last event is Done(pairs)
-
-
 def export_attribution(
     model: TapModel,
     video: Video,

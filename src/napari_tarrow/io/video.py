@@ -187,9 +187,15 @@ def _check_shape(shape: tuple[int, ...] | None, name: str) -> None:
 def as_video(
     video: Video | Any, percentiles: tuple[float, float] = (1.0, 99.8)
 ) -> Video:
-    """Return ``video`` if it is a :class:`Video`, else open the path or wrap the (T, Y, X) array."""
+    """Return a :class:`Video` normalised with ``percentiles`` (of a path, array or Video).
+
+    A Video normalised otherwise is wrapped anew over the same frames, so that a
+    model always sees its videos as it was trained.
+    """
     if isinstance(video, Video):
-        return video
+        if tuple(video.percentiles) == tuple(percentiles):
+            return video
+        return Video(video._frames, video.times, video.name, tuple(percentiles))
     if isinstance(video, str | Path):
         return read_video(video, percentiles)
     return Video(video, percentiles=percentiles)

@@ -251,11 +251,12 @@ def _check_out(out: Path, resume: bool) -> None:
     has_model = (out / CONFIG).exists()
     if resume and not (out / RESUME).exists():
         raise ConfigError(
-            f"cannot resume: {out / RESUME} does not exist; train without --resume."
+            f"cannot resume: {out / RESUME} does not exist; start a new run instead."
         )
     if has_model and not resume:
         raise ConfigError(
-            f"{out} already holds a model; use --resume to continue it or choose another --out."
+            f"{out} already holds a model; resume it (--resume, resume=True) or choose "
+            "another output folder."
         )
 
 

@@ -20,8 +20,7 @@ from magicgui.widgets import (
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QWidget
 
-from ..config import PRESETS as CONFIG_PRESETS
-from ..config import TapConfig
+from ..config import PRESETS, TapConfig
 from ..errors import ConfigError, TarrowError
 from ..events import Checkpoint, Event, FrameDone, Metrics, Progress
 from ..inference.attribution import PREVIEW_BUDGET, with_previews
@@ -37,9 +36,9 @@ from ._plot import MetricsPlot
 NEW_MODEL = "new model (random weights)"
 
 #: Starting points for the form; the fields then override crop size, epochs, etc.
-PRESETS: dict[str, TapConfig] = {
-    "fast (CPU, minutes)": CONFIG_PRESETS["fast"],
-    "paper (GPU, hours)": CONFIG_PRESETS["paper"],
+PRESET_MENU: dict[str, TapConfig] = {
+    "fast (CPU, minutes)": PRESETS["fast"],
+    "paper (GPU, hours)": PRESETS["paper"],
 }
 
 
@@ -84,7 +83,7 @@ class TrainWidget(QWidget):
         )
         self.preset = ComboBox(
             label="preset",
-            choices=list(PRESETS),
+            choices=list(PRESET_MENU),
             tooltip="Starting values of the fields below: fast for a CPU, paper for a GPU.",
         )
         self.delta = LineEdit(
@@ -166,7 +165,7 @@ class TrainWidget(QWidget):
         self.form = form
         self.preset.changed.connect(self._apply_preset)
         self.preset.value = (
-            next(iter(PRESETS)) if devices[0][1] == "cpu" else list(PRESETS)[1]
+            next(iter(PRESET_MENU)) if devices[0][1] == "cpu" else list(PRESET_MENU)[1]
         )
         self._apply_preset()
         self.video.layer.changed.connect(self._suggest_folder)
@@ -201,7 +200,7 @@ class TrainWidget(QWidget):
             self.features.value = start.config.model.features
 
     def _apply_preset(self, _value: object = None) -> None:
-        c = PRESETS[self.preset.value]
+        c = PRESET_MENU[self.preset.value]
         self.size.value, self.features.value = c.data.size, c.model.features
         self.epochs.value, self.samples.value = (
             c.train.epochs,
@@ -221,7 +220,7 @@ class TrainWidget(QWidget):
 
         Fine-tuning takes the architecture of the model it starts from.
         """
-        c = PRESETS[self.preset.value]
+        c = PRESET_MENU[self.preset.value]
         config = TapConfig(
             data=dataclasses.replace(
                 c.data, delta=parse_deltas(self.delta.value), size=self.size.value
