@@ -31,6 +31,11 @@ SNAPSHOTS = "snapshots"
 SHOWN = ("precision", "precision_tol")  # P@k on the pair's own divisions, and ±2 frames
 
 
+def _named(out: Path, suffix: str) -> Path:
+    """``out`` with ``suffix`` appended (a dot in the name, e.g. ``fg0.2``, stays)."""
+    return out.with_name(out.name + suffix)
+
+
 def doubling(epoch: int) -> bool:
     """Epochs 1, 2, 4, 8, ...: log-spaced points of the curve."""
     return epoch & (epoch - 1) == 0
@@ -171,7 +176,7 @@ def evaluate_snapshots(a: argparse.Namespace) -> None:
         )
     controls = {m: table.rows[m] for m in METHODS[1:]}
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(a.out.with_suffix(".csv"), "w", newline="") as f:
+    with open(_named(a.out, ".csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
@@ -199,9 +204,9 @@ def evaluate_snapshots(a: argparse.Namespace) -> None:
         f"| {m} | {v['precision']:.3f} | {v['precision_tol']:.3f} |"
         for m, v in controls.items()
     ]
-    a.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    _named(a.out, ".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    plot(rows, controls, a.out.with_suffix(".png"), head[2:])
+    plot(rows, controls, _named(a.out, ".png"), head[2:])
 
 
 def plot(rows: list[dict], controls: dict, path: Path, title: str) -> None:
