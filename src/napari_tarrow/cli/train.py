@@ -119,14 +119,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=run)
 
 
-def config_from_args(a: argparse.Namespace) -> Any:
-    """Return the ``--preset`` with each option given on the command line in its place."""
-    given = {
+def given_options(a: argparse.Namespace) -> dict[str, Any]:
+    """Return the config fields set on the command line, by name (lists as tuples)."""
+    return {
         name: tuple(v) if isinstance(v, list) else v
         for name in TRAIN_OPTIONS
         if (v := getattr(a, name)) is not None
     }
-    return PRESETS[a.preset].replace(**given)
+
+
+def config_from_args(a: argparse.Namespace) -> Any:
+    """Return the ``--preset`` with each option given on the command line in its place."""
+    return PRESETS[a.preset].replace(**given_options(a))
 
 
 def run(a: argparse.Namespace) -> None:
@@ -167,11 +171,8 @@ def _warn_ignored(a: argparse.Namespace, saved: Any) -> None:
     """Say which options differ from the run being resumed: it keeps its own settings."""
     differ = [
         "--" + name.replace("_", "-")
-        for name in TRAIN_OPTIONS
-        if name != "epochs"
-        and (value := getattr(a, name)) is not None
-        and (tuple(value) if isinstance(value, list) else value)
-        != getattr(getattr(saved, section_of(name)), name)
+        for name, value in given_options(a).items()
+        if name != "epochs" and value != getattr(getattr(saved, section_of(name)), name)
     ]
     if differ:
         log.warning(
