@@ -58,11 +58,17 @@ def _clock(run: Path) -> tuple[float, float]:
 
 
 def train_with_snapshots(
-    run: Path, minutes: float, train_args: list[str], resume: bool = False
+    run: Path,
+    minutes: float,
+    train_args: list[str],
+    resume: bool = False,
+    cpu_minutes: float | None = None,
 ) -> None:
     """Run ``napari-tarrow train`` into ``run`` and copy the last weights at doubling epochs.
 
     With ``resume``, the run in ``run`` continues from its checkpoint and its clocks.
+    ``minutes`` limits this call's wall time, ``cpu_minutes`` the run's CPU time in all
+    (resumes included); the weights of the last epoch are kept as a snapshot too.
     """
     from napari_tarrow.config import TapConfig
     from napari_tarrow.events import Checkpoint, Metrics
@@ -82,26 +88,37 @@ def train_with_snapshots(
             "wall_s": round(wall_before + time.perf_counter() - wall0, 1),
         }
 
-    with StopOnInterrupt(minutes) as stop:
+    def snapshot(epoch: int, values: dict) -> None:
+        target = run / SNAPSHOTS / f"epoch_{epoch:04d}.safetensors"
+        shutil.copyfile(run / WEIGHTS["last"], target)
+        record = {
+            "epoch": epoch,
+            "samples": epoch * cfg.train.samples_per_epoch,
+            **clock(),
+            "train_acc": values["acc"],
+            "file": target.name,
+        }
+        with open(run / "snapshots.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    with StopOnInterrupt(minutes) as limit:
+
+        def stop() -> bool:
+            over = cpu_minutes is not None and clock()["cpu_s"] > 60 * cpu_minutes
+            return limit() or over
+
+        saved = None
         for ev in train(cfg, videos, run, a.device, resume, stop=stop):
             if isinstance(ev, Metrics):
                 epoch, values = ev.epoch + 1, ev.values
                 print(f"epoch {epoch}: {json.dumps(values)}", flush=True)
             elif isinstance(ev, Checkpoint) and ev.kind == "last":
                 (run / "clock.json").write_text(json.dumps({"epoch": epoch, **clock()}))
-                if not doubling(epoch):
-                    continue
-                target = run / SNAPSHOTS / f"epoch_{epoch:04d}.safetensors"
-                shutil.copyfile(run / WEIGHTS["last"], target)
-                record = {
-                    "epoch": epoch,
-                    "samples": epoch * cfg.train.samples_per_epoch,
-                    **clock(),
-                    "train_acc": values["acc"],
-                    "file": target.name,
-                }
-                with open(run / "snapshots.jsonl", "a") as f:
-                    f.write(json.dumps(record) + "\n")
+                if doubling(epoch):
+                    snapshot(epoch, values)
+                    saved = epoch
+    if epoch is not None and saved != epoch:
+        snapshot(epoch, values)
 
 
 def snapshot_models(
@@ -270,7 +287,10 @@ def main() -> None:
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train with snapshots; CLI train options after --")
     t.add_argument("run", type=Path)
-    t.add_argument("--minutes", type=float, required=True)
+    t.add_argument(
+        "--minutes", type=float, required=True, help="wall time of this call"
+    )
+    t.add_argument("--cpu-minutes", type=float, help="CPU time of the run in all")
     t.add_argument(
         "--resume", action="store_true", help="continue RUN (same CLI options after --)"
     )
@@ -287,7 +307,7 @@ def main() -> None:
     e.add_argument("--out", type=Path, required=True, help="prefix of .csv/.md/.png")
     a = p.parse_args(own)
     if a.command == "train":
-        train_with_snapshots(a.run, a.minutes, rest, a.resume)
+        train_with_snapshots(a.run, a.minutes, rest, a.resume, a.cpu_minutes)
     else:
         evaluate_snapshots(a)
 
