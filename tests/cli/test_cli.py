@@ -48,6 +48,19 @@ def video_tif(tmp_path_factory, small_video) -> Path:
     return path
 
 
+@pytest.mark.parametrize(("flag", "words"), [("--amp", "bf16"), ("--no-amp", "fp32")])
+def test_attribute_and_features_take_the_precision_of_z(
+    tmp_path, video_tif, tiny_model_dir, flag, words
+) -> None:
+    for cmd in ("attribute", "features"):
+        out = tmp_path / f"{cmd}.tif"
+        argv = [cmd, str(tiny_model_dir), str(video_tif), "--out", str(out), flag]
+        assert main(["-q", *argv, "--device", "cpu"]) == 0
+        meta = json.loads(out.with_name(out.name + ".json").read_text())
+        said = meta["z_computed_in" if cmd == "attribute" else "computed_in"]
+        assert said.startswith(words) and "checked" not in said
+
+
 def _fail(capsys, argv: list[str], words: str) -> str:
     assert main(argv) == 2
     err = capsys.readouterr().err

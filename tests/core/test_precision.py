@@ -1,4 +1,4 @@
-"""Feature export in bf16 where the CPU has it; Grad-CAM always from fp32 z."""
+"""Feature export and Grad-CAM in bf16 where the CPU has it; Grad-CAM checks it first."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 import tifffile
 import torch
 
+from napari_tarrow import device
 from napari_tarrow.events import drain
 from napari_tarrow.inference import attribution
 from napari_tarrow.inference.features import export_features, frame_features
@@ -44,18 +45,81 @@ def test_frame_features_converts_to_the_requested_dtype(model, small_video) -> N
     torch.testing.assert_close(z16.float(), z32, atol=2e-3, rtol=2e-3)
 
 
-def test_gradcam_computes_z_in_fp32_even_where_export_uses_bf16(
-    model, small_video, monkeypatch
-) -> None:
-    model.amp = True
+def _native_bf16(monkeypatch) -> None:
+    """Make this CPU one that computes bf16 natively (AVX512-BF16)."""
+    monkeypatch.setattr(device, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+
+
+def _spy_amp(monkeypatch) -> list[bool]:
+    """Record the ``amp`` of every frame_features call of attribution."""
     seen = []
     real = attribution.frame_features
-    monkeypatch.setattr(
-        attribution,
-        "frame_features",
-        lambda *a, **k: (
-            seen.append(k.get("amp", a[3] if len(a) > 3 else False)) or real(*a, **k)
-        ),
-    )
-    drain(attribution.attribute(model, Video(small_video[:2])))
-    assert seen == [False, False]  # amp left at its default (fp32) for both frames
+
+    def spy(model, frame, tile=None, amp=False, *rest):
+        seen.append(amp)
+        return real(model, frame, tile, amp, *rest)
+
+    monkeypatch.setattr(attribution, "frame_features", spy)
+    return seen
+
+
+def _maps(model, video, **kw) -> tuple[list[np.ndarray], list[dict]]:
+    events = list(attribution.attribute(model, video, **kw))
+    maps = [e.data for e in events if type(e).__name__ == "FrameDone"]
+    return maps, [e.info for e in events if type(e).__name__ == "Progress"]
+
+
+def test_gradcam_keeps_bf16_z_once_the_first_map_passes_the_check(
+    model, small_video, monkeypatch
+) -> None:
+    video = Video(small_video[:3])
+    exact, _ = _maps(model, video, amp=False)
+    _native_bf16(monkeypatch)
+    monkeypatch.setattr(attribution, "MIN_BF16_CORRELATION", -1.0)
+    seen = _spy_amp(monkeypatch)
+    maps, infos = _maps(model, video)
+    # frames 0, 1 in bf16, the same two in fp32 for the check, then frame 2 in bf16
+    assert seen == [True, True, False, False, True]
+    assert all(i["bf16"] == 1 for i in infos) and "bf16_correlation" in infos[-1]
+    assert not np.array_equal(maps[1], exact[1])
+    r = np.corrcoef(maps[0].ravel(), exact[0].ravel())[0, 1]
+    assert infos[0]["bf16_correlation"] == pytest.approx(r, abs=1e-6)
+
+
+def test_gradcam_falls_back_to_fp32_when_the_check_fails(
+    model, small_video, monkeypatch
+) -> None:
+    video = Video(small_video[:3])
+    exact, _ = _maps(model, video, amp=False)
+    _native_bf16(monkeypatch)
+    monkeypatch.setattr(attribution, "MIN_BF16_CORRELATION", 1.01)
+    seen = _spy_amp(monkeypatch)
+    maps, infos = _maps(model, video)
+    assert seen == [True, True, False, False, False]  # frame 2 in fp32, 0-1 reused
+    assert all(np.array_equal(a, b) for a, b in zip(maps, exact, strict=True))
+    assert [i["bf16"] for i in infos] == [0, 0]
+
+
+def test_gradcam_precision_given_explicitly_is_not_checked(
+    model, small_video, monkeypatch
+) -> None:
+    _native_bf16(monkeypatch)
+    seen = _spy_amp(monkeypatch)
+    for amp in (True, False):  # to attribute, then as the model's
+        _, infos = _maps(model, Video(small_video[:2]), amp=amp)
+        assert infos == [{"bf16": float(amp)}]
+        model.amp = amp
+        _, infos = _maps(model, Video(small_video[:2]))
+        assert infos == [{"bf16": float(amp)}]
+    assert seen == [True] * 4 + [False] * 4
+
+
+def test_attribution_sidecar_says_how_z_was_computed(
+    model, small_video, tmp_path, monkeypatch
+) -> None:
+    _native_bf16(monkeypatch)
+    monkeypatch.setattr(attribution, "MIN_BF16_CORRELATION", 1.01)
+    path = tmp_path / "cam.tif"
+    drain(attribution.export_attribution(model, Video(small_video[:3]), path))
+    meta = json.loads(path.with_name(path.name + ".json").read_text())
+    assert meta["z_computed_in"].startswith("fp32 (first map against fp32: correlation")

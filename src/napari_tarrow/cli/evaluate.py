@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..config import TOP_K
-from ._options import add_model_and_video
+from ._options import add_model_and_video, load_model
 from .progress import StopOnInterrupt, run_events
 
 
@@ -72,7 +72,7 @@ def run(a: argparse.Namespace) -> None:
     from ..io.ctc import read_ctc
     from ..io.export import check_output
     from ..io.video import read_video
-    from ..model import WEIGHTS, TapModel
+    from ..model import WEIGHTS
 
     if a.out:
         check_output(a.out)
@@ -81,11 +81,9 @@ def run(a: argparse.Namespace) -> None:
             raise ModelFolderError(
                 f"{folder} has no {WEIGHTS[a.weights]}; choose the other --weights."
             )
-    model = TapModel.from_folder(a.model, device=a.device, which=a.weights or "best")
+    model = load_model(a, a.model, a.weights or "best")
     compare = (
-        {BASELINE: TapModel.from_folder(a.baseline, a.device, a.weights or "best")}
-        if a.baseline
-        else {}
+        {BASELINE: load_model(a, a.baseline, a.weights or "best")} if a.baseline else {}
     )
     video = read_video(a.video, model.config.data.percentiles)
     truth = read_ctc(a.tracks, video.shape[1:])

@@ -72,8 +72,8 @@ def frame_features(
     Each tile is converted to ``dtype`` as it is copied into place (one pass).
 
     ``amp`` computes in bf16 autocast: good for exported features (correlation
-    0.99999 with fp32), not for Grad-CAM, whose maps rest on the small difference
-    of two frames' z (with bf16 z they correlated 0.40 with the fp32 maps).
+    0.99999 with fp32) and for Grad-CAM of trained models, which checks it
+    (:func:`~napari_tarrow.inference.attribution.attribute`).
 
     Out of device memory, the tile side is halved and the frame recomputed (an
     :class:`AdaptiveTile` passed in keeps the smaller side for later frames).
@@ -114,14 +114,14 @@ def video_features(
     A stop request raises :class:`~napari_tarrow.errors.Cancelled` before the next frame.
 
     The conversion happens on the device (float16 halves the copy to the host).
-    In bf16 autocast where the device computes it natively (``model.amp``).
+    In bf16 autocast where the device computes it natively (``model.inference_amp``).
     Progress carries ``{"tile": side}`` once out-of-memory retries reduced the tile.
     """
     n, side = len(video), AdaptiveTile.of(tile)
     for i in range(n):
         if stop():
             raise Cancelled(f"features stopped after {i} of {n} frames")
-        z = frame_features(model, video.frame(i), side, model.export_amp, dtype)
+        z = frame_features(model, video.frame(i), side, model.inference_amp, dtype)
         yield FrameDone(i, z.cpu().numpy())
         yield Progress("features", i + 1, n, tile_info(side))
     yield Done(n)
@@ -160,7 +160,7 @@ def export_features(
         "axes": "TCYX",
         "shape": list(shape),
         "dtype": dtype,
-        "computed_in": "bf16 autocast" if model.export_amp else "fp32",
+        "computed_in": "bf16 autocast" if model.inference_amp else "fp32",
         "input": source or video.name,
         "frame_numbers": video.times.tolist(),
         "model": str(model.folder),

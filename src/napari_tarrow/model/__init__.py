@@ -43,10 +43,11 @@ class TapModel:
     Attributes
     ----------
     amp : bool or None
-        Precision of feature export: bf16 autocast (True), fp32 (False), or None
-        (the default) for bf16 where the device computes it natively, as in
-        training (:func:`napari_tarrow.device.amp_choice`). Grad-CAM and the
-        downstream models always compute z in fp32.
+        Precision of z for feature export and Grad-CAM: bf16 autocast (True), fp32
+        (False), or None (the default) for bf16 where the device computes it
+        natively, as in training (:func:`napari_tarrow.device.amp_choice`), where
+        Grad-CAM first checks its map against fp32. The downstream models always
+        compute z in fp32.
     """
 
     def __init__(self, config: TapConfig, net: TapNet | None = None) -> None:
@@ -56,8 +57,8 @@ class TapModel:
         self.amp: bool | None = None
 
     @property
-    def export_amp(self) -> bool:
-        """Whether feature export runs in bf16 autocast on this device."""
+    def inference_amp(self) -> bool:
+        """Whether z is computed in bf16 autocast at inference on this device."""
         return amp_choice(self.amp, self.device)
 
     @property
