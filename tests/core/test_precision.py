@@ -55,9 +55,9 @@ def _spy_amp(monkeypatch) -> list[bool]:
     seen = []
     real = attribution.frame_features
 
-    def spy(model, frame, tile=None, amp=False, *rest):
+    def spy(model, frame, tile=None, amp=False, *rest, **kw):
         seen.append(amp)
-        return real(model, frame, tile, amp, *rest)
+        return real(model, frame, tile, amp, *rest, **kw)
 
     monkeypatch.setattr(attribution, "frame_features", spy)
     return seen

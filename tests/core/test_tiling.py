@@ -8,6 +8,7 @@ from napari_tarrow.inference.features import frame_features
 from napari_tarrow.inference.tiling import tile_grid
 from napari_tarrow.io.resample import downscale, upscale
 from napari_tarrow.model import TapModel
+from napari_tarrow.nn.heads import FrameBatchNorm
 
 
 def test_tiles_cover_the_frame_once() -> None:
@@ -48,6 +49,25 @@ def test_tiled_features_equal_untiled(model: TapModel) -> None:
     assert tiled.shape == (8, 157, 203)
     # tolerance: float32 convolutions over different window sizes may round differently
     torch.testing.assert_close(tiled, full, rtol=0, atol=1e-4)
+
+
+def test_the_inference_copy_folds_the_batch_norms_and_gives_the_same_z(
+    model: TapModel,
+) -> None:
+    from torch import nn
+
+    from napari_tarrow.inference.features import inference_copy
+
+    net = inference_copy(model)
+    norms = [type(m) for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms == [FrameBatchNorm, FrameBatchNorm]  # the head's stay
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.net.modules()) > 2
+    frame = np.random.default_rng(3).random((70, 90), dtype=np.float32)
+    z = frame_features(model, frame)
+    assert float(z.std()) > 0.1  # eval statistics are not the identity here
+    torch.testing.assert_close(
+        frame_features(model, frame, net=net), z, rtol=0, atol=1e-5
+    )
 
 
 def test_tiled_gradcam_equals_untiled(model: TapModel) -> None:

@@ -47,7 +47,7 @@ from ..events import Checkpoint, Done, Event, FrameDone, Progress
 from ..io.export import check_output, tiff_stream, write_sidecar
 from ..io.video import Video
 from ..model import TapModel
-from .features import DEFAULT_TILE, auto_tile, frame_features
+from .features import DEFAULT_TILE, auto_tile, frame_features, inference_copy
 from .regions import regions_table, write_regions_csv
 from .tiling import AdaptiveTile, tile_grid, tile_info
 
@@ -150,19 +150,20 @@ def attribute(
     check = amp is None and bf16
     info: dict[str, float] = {}
     cache: dict[int, torch.Tensor] = {}
-    side = AdaptiveTile.of(tile)
+    side, net = AdaptiveTile.of(tile), inference_copy(model)
+
+    def z_of(f: int, amp: bool) -> torch.Tensor:
+        return frame_features(model, video.frame(f), side, amp, net=net)
+
     for k, (i, j) in enumerate(pairs):
         if stop():
             raise Cancelled(f"attribution stopped after {k} of {len(pairs)} pairs")
         for f in (i, j):
             if f not in cache:
-                cache[f] = frame_features(model, video.frame(f), side, bf16)
+                cache[f] = z_of(f, bf16)
         cam = gradcam(model, cache[i], cache[j], side)
         if check:
-            check, exact_z = (
-                False,
-                {f: frame_features(model, video.frame(f), side) for f in (i, j)},
-            )
+            check, exact_z = False, {f: z_of(f, False) for f in (i, j)}
             exact = gradcam(model, exact_z[i], exact_z[j], side)
             info["bf16_correlation"] = r = correlation(cam, exact)
             if not r >= MIN_BF16_CORRELATION:  # also a NaN of flat maps
