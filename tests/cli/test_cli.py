@@ -58,7 +58,7 @@ def test_attribute_and_features_take_the_precision_of_z(
         assert main(["-q", *argv, "--device", "cpu"]) == 0
         meta = json.loads(out.with_name(out.name + ".json").read_text())
         said = meta["z_computed_in" if cmd == "attribute" else "computed_in"]
-        assert said.startswith(words) and "checked" not in said
+        assert said == {"bf16": "bf16 autocast", "fp32": "fp32"}[words]  # unchecked
 
 
 def _fail(capsys, argv: list[str], words: str) -> str:

@@ -81,3 +81,11 @@ def test_bf16_is_chosen_where_the_cpu_computes_it_natively(monkeypatch) -> None:
         assert device.amp_choice(None, cpu) is True
         assert device.amp_choice(False, cpu) is False  # --no-amp
     assert device.amp_choice(None, torch.device("mps")) is False
+    gpu = torch.device("cuda", 1)
+    for major, native in ((7, False), (8, True), (9, True)):  # V100/T4 emulate bf16
+        monkeypatch.setattr(
+            torch.cuda,
+            "get_device_properties",
+            lambda d, m=major: type("P", (), {"major": m if d == gpu else 0})(),
+        )
+        assert device.amp_choice(None, gpu) is native

@@ -84,5 +84,6 @@ def test_bf16_maps_of_a_trained_model_correlate_with_fp32(trained, unseen) -> No
         np.corrcoef(a.ravel(), b.ravel())[0, 1]
         for a, b in zip(*maps.values(), strict=True)
     ]
-    # the bar for bf16 z; trained models on real data reached 0.997-0.9999
+    # the bar for bf16 z: here 0.9987-0.9996 (AVX512-BF16 EPYC, 2026-12-04);
+    # trained models on real data 0.997-0.9999
     assert min(r) > 0.99, r

@@ -81,8 +81,10 @@ def test_gradcam_keeps_bf16_z_once_the_first_map_passes_the_check(
     # frames 0, 1 in bf16, the same two in fp32 for the check, then frame 2 in bf16
     assert seen == [True, True, False, False, True]
     assert all(i["bf16"] == 1 for i in infos) and "bf16_correlation" in infos[-1]
+    np.testing.assert_array_equal(maps[0], exact[0])  # the check's fp32 map
     assert not np.array_equal(maps[1], exact[1])
-    r = np.corrcoef(maps[0].ravel(), exact[0].ravel())[0, 1]
+    bf16_first = _maps(model, Video(small_video[:2]), amp=True)[0][0]
+    r = np.corrcoef(bf16_first.ravel(), exact[0].ravel())[0, 1]
     assert infos[0]["bf16_correlation"] == pytest.approx(r, abs=1e-6)
 
 
@@ -98,6 +100,13 @@ def test_gradcam_falls_back_to_fp32_when_the_check_fails(
     assert seen == [True, True, False, False, False]  # frame 2 in fp32, 0-1 reused
     assert all(np.array_equal(a, b) for a, b in zip(maps, exact, strict=True))
     assert [i["bf16"] for i in infos] == [0, 0]
+
+
+def test_a_single_pair_gets_fp32_unchecked(model, small_video, monkeypatch) -> None:
+    _native_bf16(monkeypatch)
+    seen = _spy_amp(monkeypatch)
+    _, infos = _maps(model, Video(small_video[:2]))
+    assert seen == [False, False] and infos == [{"bf16": 0.0}]
 
 
 def test_gradcam_precision_given_explicitly_is_not_checked(

@@ -16,6 +16,7 @@ from napari_tarrow.inference.features import frame_features
 from napari_tarrow.inference.tiling import TileSizeWarning
 from napari_tarrow.io.video import Video
 from napari_tarrow.model import TapModel
+from napari_tarrow.nn.tapnet import TapNet
 
 
 @pytest.fixture
@@ -24,7 +25,6 @@ def model() -> TapModel:
     m = TapModel(
         TapConfig(model=ModelConfig(features=8, unet_channels=8, head_features=8))
     )
-    m.net.eval()  # as loaded from a folder
     return m.to("cpu")
 
 
@@ -78,8 +78,12 @@ def test_a_job_keeps_the_reduced_tile_and_reports_it(model, monkeypatch) -> None
     expected = [
         e.data for e in attribute(model, video, amp=False) if isinstance(e, FrameDone)
     ]
-    # the job's copy of the network (inference_copy) calls this patched method
-    monkeypatch.setattr(model.net, "features", _fail_above(model.net.features, 160))
+    real = TapNet.features  # on the class, so the job's inference_copy has it too
+
+    def features(net, x):
+        return _fail_above(lambda x: real(net, x), 160)(x)
+
+    monkeypatch.setattr(TapNet, "features", features)
     events, sides = _with_halvings(
         lambda: list(attribute(model, video, tile=512, amp=False))
     )

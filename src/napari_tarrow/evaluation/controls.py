@@ -17,6 +17,7 @@ def untrained_like(model: TapModel, seed: int = 0) -> TapModel:
         torch.manual_seed(seed)
         fresh = TapModel(model.config)
     fresh.net.eval()
+    fresh.amp = model.amp  # the precision asked for the model (e.g. --no-amp)
     return fresh.to(model.device)
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from scipy.ndimage import distance_transform_edt
 
+from ..inference.features import CHANNELS_LAST
 from ..io.ctc import Annotations, label_centroids
 from ..io.resample import downscale
 from ..io.video import Video
@@ -24,7 +25,7 @@ def crop_accuracy(
     ``t`` is a frame number (e.g. the first frame of a division's daughters). Each
     crop is scored in both orders, so a constant guess gives exactly 0.5.
     """
-    net = model.net.eval()
+    net = model.net.eval().to(memory_format=CHANNELS_LAST)  # as inference runs
     where = {int(t): i for i, t in enumerate(video.times)}
     centers = np.asarray(centers, float).reshape(-1, 3)
     crops, frames = [], {}  # by time: each frame normalised once, two held at a time

@@ -134,8 +134,8 @@ def attribute(
     ``amp`` computes z in bf16 autocast (True) or fp32 (False); None (the default)
     takes the model's ``amp``. Where both are None, z is computed in bf16 if the
     device computes it natively and the first map correlates at least
-    :data:`MIN_BF16_CORRELATION` with its fp32 map (else in fp32, and the fp32 map
-    is yielded). Progress carries ``{"bf16": 0 or 1}``, ``{"bf16_correlation": r}``
+    :data:`MIN_BF16_CORRELATION` with its fp32 map (else in fp32); the first map
+    yielded is the fp32 one, and a single pair is computed in fp32. Progress carries ``{"bf16": 0 or 1}``, ``{"bf16_correlation": r}``
     once checked, and ``{"tile": side}`` once out-of-memory retries reduced the tile.
     """
     if pairs is None:
@@ -146,7 +146,8 @@ def attribute(
             "use a smaller delta or a longer video."
         )
     amp = model.amp if amp is None else amp
-    bf16 = amp_choice(amp, model.device)
+    # a single pair would pay for the check what fp32 costs: it gets fp32 unchecked
+    bf16 = amp_choice(amp, model.device) and not (amp is None and len(pairs) == 1)
     check = amp is None and bf16
     info: dict[str, float] = {}
     cache: dict[int, torch.Tensor] = {}
@@ -166,8 +167,9 @@ def attribute(
             check, exact_z = False, {f: z_of(f, False) for f in (i, j)}
             exact = gradcam(model, exact_z[i], exact_z[j], side)
             info["bf16_correlation"] = r = correlation(cam, exact)
+            cam = exact  # paid for: the first map is the fp32 one either way
             if not r >= MIN_BF16_CORRELATION:  # also a NaN of flat maps
-                bf16, cam, cache = False, exact, exact_z
+                bf16, cache = False, exact_z
         info["bf16"] = float(bf16)
         yield FrameDone(int(i), cam.cpu().numpy().astype(np.float32), pair=k)
         yield Progress("attribution", k + 1, len(pairs), {**info, **tile_info(side)})

@@ -67,9 +67,10 @@ def inference_copy(model: TapModel) -> TapNet:
     """Copy ``model.net`` for inference, folding each batch norm into its convolution.
 
     torch's ``fuse_conv_bn_eval`` with the running statistics: one pass over each
-    level's activations fewer, z equal to 3e-7 in fp32, feature passes 5-14 % faster
-    on an AVX512-BF16 CPU (benchmarks/README.md). Made once per job: later changes
-    to ``model.net`` do not reach it. The head's batch norms stay as they are.
+    level's activations fewer, z equal to about 1e-7 relative; on an AVX512-BF16 CPU
+    fp32 passes took 0.94-0.96 of the time, bf16 ones about the same
+    (benchmarks/README.md). Made once per job: later changes to ``model.net`` do not
+    reach it. The head's batch norms stay as they are.
     """
     net = copy.deepcopy(model.net).eval()
     for seq in net.modules():
