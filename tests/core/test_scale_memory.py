@@ -18,6 +18,12 @@ from napari_tarrow.errors import VideoError
 from napari_tarrow.io.video import Video, read_video
 from napari_tarrow.training.pairs import PairSampler
 
+# Address space allowed above what the warmed-up interpreter holds. The run's peak sits
+# 310-330 MiB above it (VmPeak, Intel Xeon with AMX, 2026-12-04: the heap of one arena,
+# oneDNN's primitives and scratchpads for fp32 and bf16); at 300 MiB oneDNN failed in
+# two runs of three ("could not create a primitive"). The video is larger still.
+HEADROOM_MIB = 450
+
 LIMITED_RUN = textwrap.dedent(
     """
     import json, os, resource, sys
@@ -30,11 +36,11 @@ LIMITED_RUN = textwrap.dedent(
     from napari_tarrow.inference.features import export_features
     from napari_tarrow.training.loop import train
 
-    video_path, out = Path(sys.argv[1]), Path(sys.argv[2])
+    video_path, out, headroom = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     torch.nn.functional.conv2d(torch.rand(1, 1, 64, 64), torch.rand(1, 1, 3, 3))  # threads up
     page = os.sysconf("SC_PAGE_SIZE")
     used = int(Path("/proc/self/statm").read_text().split()[0]) * page
-    limit = used + 300 * 2**20
+    limit = used + headroom * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
     try:  # the limit bites: the video cannot be held in memory
         np.ones(video_path.stat().st_size, np.uint8)
@@ -94,11 +100,10 @@ def test_train_attribute_export_a_video_larger_than_the_memory_limit(
     script = tmp_path / "limited.py"
     script.write_text(LIMITED_RUN)
     # RLIMIT_AS counts address space, and each extra glibc arena (made when threads
-    # contend, so by timing) reserves 64 MiB of it without using memory; oneDNN failed
-    # once in a full suite ("could not create a primitive"). With one arena the limit
-    # counts what is used.
+    # contend, so by timing) reserves 64 MiB of it without using memory. With one arena
+    # the limit counts what is used.
     done = subprocess.run(
-        [sys.executable, str(script), str(big_tif), str(tmp_path)],
+        [sys.executable, str(script), str(big_tif), str(tmp_path), str(HEADROOM_MIB)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -106,7 +111,7 @@ def test_train_attribute_export_a_video_larger_than_the_memory_limit(
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["video_bytes"] > 2 * 300 * 2**20
+    assert result["video_bytes"] > HEADROOM_MIB * 2**20 + 100 * 2**20
     assert result["cam_shape"] == [512, 512] and result["cam_max"] > 0
     assert (tmp_path / "model" / "weights_best.safetensors").exists()
     features = tifffile.imread(tmp_path / "features.tif")
