@@ -6,6 +6,7 @@
     # 2. score every snapshot (controls computed once) and plot against samples/CPU time
     python benchmarks/learning_curve.py evaluate RUN VIDEO --tracks man_track.txt \
         --frames 0-19 --out benchmarks/results/curve_hela
+    # VIDEO "demo" scores on the demo's six unseen simulated fields (no --tracks)
 
 The snapshots (``RUN/snapshots/epoch_NNNN.safetensors``) and ``RUN/snapshots.jsonl``
 (epoch, samples seen, process CPU seconds, wall seconds) let checkpoints be evaluated
@@ -144,6 +145,7 @@ def evaluate_snapshots(a: argparse.Namespace) -> None:
     """Score every snapshot of ``a.run`` in one evaluation; write CSV, Markdown and PNG."""
     import csv
 
+    from napari_tarrow.cli.demo import fields_video, simulate_fields
     from napari_tarrow.evaluation import METHODS, evaluate
     from napari_tarrow.io.ctc import read_ctc
     from napari_tarrow.io.video import read_video
@@ -151,12 +153,18 @@ def evaluate_snapshots(a: argparse.Namespace) -> None:
     snaps = snapshot_models(a.run, a.device, a.epochs)
     *earlier, (last, (_, model)) = snaps.items()  # the latest is the "TAP model" row
     row_of = {name: name for name, _ in earlier} | {last: METHODS[0]}
-    video = read_video(a.video, model.config.data.percentiles)
+    if a.video == "demo":  # the demo's six unseen simulated fields and their truth
+        video, truth = fields_video(simulate_fields(6, seed=100))
+    elif a.tracks is None:
+        sys.exit(f"evaluate {a.video}: --tracks man_track.txt is needed (CTC tracks)")
+    else:
+        video = read_video(a.video, model.config.data.percentiles)
+        truth = read_ctc(a.tracks, video.shape[1:])
     table = run_events(
         evaluate(
             model,
             video,
-            read_ctc(a.tracks, video.shape[1:]),
+            truth,
             top_k=a.top_k,
             radius=a.radius,
             frames=a.frames,
@@ -296,8 +304,10 @@ def main() -> None:
     )
     e = sub.add_parser("evaluate", help="score every snapshot; table and plot")
     e.add_argument("run", type=Path)
-    e.add_argument("video")
-    e.add_argument("--tracks", required=True, help="CTC man_track.txt")
+    e.add_argument(
+        "video", help='the annotated video, or "demo": the demo\'s test fields'
+    )
+    e.add_argument("--tracks", help="CTC man_track.txt (not for the demo)")
     e.add_argument("--frames", type=frame_range)
     e.add_argument("--epochs", type=int, nargs="+", help="only these snapshots")
     e.add_argument("--top-k", type=int, default=6)
